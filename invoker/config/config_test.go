@@ -35,7 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := []struct {
-		name     string
+		name      string
 		got, want any
 	}{
 		{"kafka", strings.Join(c.KafkaHosts, ","), "kafka-0:9092,kafka-1:9092"},
@@ -87,7 +87,7 @@ func TestLoadUpstreamSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	checks := []struct {
-		name     string
+		name      string
 		got, want any
 	}{
 		{"port", c.Port, 9090},
