@@ -47,7 +47,7 @@ func (pvmExit) stub() []byte { return pvmStub }
 
 func (pvmExit) isSyscall(run *kvmRunPage) bool {
 	m := run.mmio()
-	return m.IsWrite == 1 && m.PhysAddr == mmioAddr
+	return run.ExitReason == exitMMIO && m.IsWrite == 1 && m.PhysAddr == mmioAddr
 }
 
 // rflagsSysret is the set of RFLAGS bits SYSRET takes from R11 (RF and VM cleared; bit 1 set).

@@ -17,7 +17,7 @@ func (vmxExit) stub() []byte { return vmxStub }
 
 func (vmxExit) isSyscall(run *kvmRunPage) bool {
 	io := run.io()
-	return io.Port == vmxPort && io.Direction == 1
+	return run.ExitReason == exitIO && io.Port == vmxPort && io.Direction == 1
 }
 
 func (vmxExit) complete(r *Regs, ret uint64, live bool) {

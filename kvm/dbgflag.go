@@ -1,0 +1,2 @@
+package kvm
+var debugTrace = false

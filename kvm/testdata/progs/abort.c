@@ -1,0 +1,3 @@
+/* abort: calls abort(). */
+#include <stdlib.h>
+int main(void) { abort(); }
