@@ -94,7 +94,6 @@ func (g *Guest) serve(live bool) (ex Exit, done bool) {
 	k := g.k
 	nr := g.regs.RAX
 	a := sysArgs{g.regs.RDI, g.regs.RSI, g.regs.RDX, g.regs.R10, g.regs.R8, g.regs.R9}
-	if debugTrace { fmt.Printf("sys %d args %x regs %+v\n", nr, a, g.regs) }
 	ret := k.dispatch(nr, &a)
 	switch {
 	case k.blocked:

@@ -1,2 +1,0 @@
-package kvm
-var debugTrace = false
