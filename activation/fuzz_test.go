@@ -1,0 +1,146 @@
+package activation
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// seed adds every fixture whose name starts with prefix (valid and invalid) to the corpus.
+func seed(f *testing.F, prefix string) {
+	for _, dir := range []string{"testdata/wire", "testdata/wire/invalid"} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) && strings.HasSuffix(e.Name(), ".json") {
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err == nil && len(b) < 64<<10 {
+					f.Add(b)
+				}
+			}
+		}
+	}
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`null`))
+}
+
+// roundTrip checks that whatever a decoder accepts, it can write, and reads back.
+func roundTrip[T any](t *testing.T, v T, decode func([]byte) (T, error)) {
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("accepted input cannot be encoded: %v", err)
+	}
+	if _, err := decode(out); err != nil {
+		t.Fatalf("our own output is refused: %v\n%s", err, out)
+	}
+}
+
+func FuzzDecodeActivationMessage(f *testing.F) {
+	seed(f, "activation-message")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := DecodeActivationMessage(b); err == nil {
+			roundTrip(t, m, DecodeActivationMessage)
+		}
+	})
+}
+
+func FuzzDecodeAck(f *testing.F) {
+	seed(f, "ack-")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := DecodeAck(b); err == nil {
+			roundTrip(t, a, DecodeAck)
+		}
+	})
+}
+
+func FuzzDecodePing(f *testing.F) {
+	seed(f, "ping")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := DecodePing(b); err == nil {
+			roundTrip(t, p, DecodePing)
+		}
+	})
+}
+
+func FuzzDecodeInvokerInstanceID(f *testing.F) {
+	seed(f, "invoker-instance-id")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if i, err := DecodeInvokerInstanceID(b); err == nil {
+			roundTrip(t, i, DecodeInvokerInstanceID)
+		}
+	})
+}
+
+func FuzzDecodeStoredActivation(f *testing.F) {
+	seed(f, "activation-record")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := DecodeStoredActivation(b); err == nil {
+			roundTrip(t, a, DecodeStoredActivation)
+			if _, err := a.ExtendedJSON(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a, err := DecodeExtendedActivation(b); err == nil {
+			out, err := a.ExtendedJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := DecodeExtendedActivation(out); err != nil {
+				t.Fatalf("own extended output refused: %v\n%s", err, out)
+			}
+		}
+	})
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	seed(f, "event-")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if e, err := DecodeEvent(b); err == nil {
+			roundTrip(t, e, DecodeEvent)
+		}
+	})
+}
+
+func FuzzDecodeAction(f *testing.F) {
+	seed(f, "action-doc-")
+	m := testManifest(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, man := range []*Manifest{nil, m} {
+			if d, err := DecodeAction(b, man); err == nil {
+				roundTrip(t, d, func(b []byte) (*ActionDocument, error) { return DecodeAction(b, man) })
+			}
+		}
+	})
+}
+
+func FuzzDecodeManifest(f *testing.F) {
+	seed(f, "runtimes-manifest")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := DecodeManifest(b); err == nil {
+			roundTrip(t, m, DecodeManifest)
+			for _, k := range m.Kinds() {
+				if _, ok := m.Resolve(k); !ok {
+					t.Fatalf("listed kind %q does not resolve", k)
+				}
+			}
+		}
+	})
+}
+
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"2147483648 B", "1024 MB", "1 g", " 5K ", "12 XB", "", "9223372036854775807 GB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := ParseByteSize(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseByteSize(b.String())
+		if err != nil || back != b {
+			t.Fatalf("%q → %v → %q → %v, %v", s, b, b.String(), back, err)
+		}
+	})
+}
