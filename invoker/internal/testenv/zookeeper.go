@@ -1,0 +1,67 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// zooKeeperJar is Debian's ZooKeeper (package zookeeper); its manifest's Class-Path names the
+// other jars it needs under /usr/share/java.
+const zooKeeperJar = "/usr/share/java/zookeeper.jar"
+
+// StartZooKeeper starts a standalone ZooKeeper server (Debian's) with a temporary data directory
+// on a free port and returns its host:port.
+func StartZooKeeper(t testing.TB) string {
+	t.Helper()
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Fatalf("testenv: java is not installed (run scripts/install-deps.sh): %v", err)
+	}
+	if _, err := os.Stat(zooKeeperJar); err != nil {
+		t.Fatalf("testenv: Debian's zookeeper is not installed (run scripts/install-deps.sh: apt-get install zookeeper): %v", err)
+	}
+	port := FreePort(t)
+	dir := t.TempDir()
+	cmd := exec.Command(java, "-Xmx128m", "-Dzookeeper.admin.enableServer=false",
+		"-cp", zooKeeperJar, "org.apache.zookeeper.server.ZooKeeperServerMain",
+		strconv.Itoa(port), filepath.Join(dir, "data"))
+	log, err := os.Create(filepath.Join(dir, "zookeeper.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start ZooKeeper: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); log.Close() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		select {
+		case err := <-exited:
+			out, _ := os.ReadFile(filepath.Join(dir, "zookeeper.log"))
+			t.Fatalf("testenv: ZooKeeper exited (%v): %s", err, out)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: ZooKeeper did not listen on %s within 60 s", addr)
+		}
+	}
+}
