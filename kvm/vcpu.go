@@ -59,7 +59,7 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 	}
 
 	if g.pending {
-		if ex, done := g.serve(g.pendingLive); done {
+		if ex, done := g.serve(g.lastExitSyscall); done {
 			return g.finish(ex), nil
 		}
 	}
@@ -76,7 +76,8 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 			return Exit{}, fmt.Errorf("%w: KVM_RUN: %v", ErrVMM, err)
 		}
 		g.regs = v.run.Regs
-		if g.h.backend.isSyscall(v.run) {
+		g.lastExitSyscall = g.h.backend.isSyscall(v.run)
+		if g.lastExitSyscall {
 			if ex, done := g.serve(true); done {
 				return g.finish(ex), nil
 			}
@@ -99,7 +100,7 @@ func (g *Guest) serve(live bool) (ex Exit, done bool) {
 	case k.blocked:
 		k.blocked = false
 		// Stay parked at the call; the next Run re-serves it here without entering the guest.
-		g.pending, g.pendingLive = true, live
+		g.pending = true
 		k.counts[nr]-- // counted again when re-served
 		return Exit{Reason: BlockedOnRead}, true
 	case k.stop != nil:

@@ -257,13 +257,16 @@ type Guest struct {
 	// regs is the VMM's copy of the general registers as of the last exit.
 	regs Regs
 	// pending: the guest is parked at a system call (a blocked read, or a restored snapshot) that
-	// the next Run serves before entering the guest. pendingLive: it came from a KVM exit of this
-	// vCPU rather than from a restore.
-	pending, pendingLive bool
+	// the next Run serves before entering the guest.
+	pending bool
 	// final is set once the program has exited or faulted; Run returns it again.
-	final  *Exit
-	snap   *Snapshot // what Reset returns to; nil for a booted guest
-	closed bool
+	final *Exit
+	snap  *Snapshot // what Reset returns to; nil for a booted guest
+	// lastExitSyscall: the last KVM_RUN ended at the stub's exit, whose completion KVM may still
+	// owe (on VMX it steps over `out` at the next KVM_RUN).
+	lastExitSyscall bool
+	dirtyLog        []uint64
+	closed          bool
 }
 
 // New boots program (a static x86-64 ELF executable) in a fresh VM. The guest has not run yet:
