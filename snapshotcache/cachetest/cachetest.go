@@ -10,8 +10,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -278,13 +280,10 @@ func testSingleFlight(t *testing.T, h Harness) {
 	c, _ := open(t, h, Budgets{})
 	const n = 100
 	mem := memory(8, 7)
-	var mu sync.Mutex
-	builds := 0
+	var builds, returned atomic.Int64
 	release := make(chan struct{})
 	build := func(ctx context.Context) (*sc.Image, error) {
-		mu.Lock()
-		builds++
-		mu.Unlock()
+		builds.Add(1)
 		<-release
 		return rootImage(mem, "once")(ctx)
 	}
@@ -292,11 +291,15 @@ func testSingleFlight(t *testing.T, h Harness) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { handles[i], errs[i] = c.Get(context.Background(), rtKey, build) })
+		wg.Go(func() {
+			handles[i], errs[i] = c.Get(context.Background(), rtKey, build)
+			returned.Add(1)
+		})
 	}
-	// The build is held until all other 99 callers wait on it: each has missed and joined.
-	for c.Stats().Waits < n-1 {
-		runtimeGosched()
+	// The build is held until all other 99 callers wait on it: each has missed and joined. A
+	// second build or an early return ends the wait too, and fails below.
+	for c.Stats().Waits < n-1 && builds.Load() <= 1 && returned.Load() == 0 {
+		runtime.Gosched()
 	}
 	close(release)
 	wg.Wait()
@@ -306,8 +309,8 @@ func testSingleFlight(t *testing.T, h Harness) {
 		}
 	}
 	st := c.Stats()
-	if builds != 1 || st.Builds != 1 || st.Waits != n-1 || st.Misses != n || st.Hits != 0 {
-		t.Fatalf("%d builds, stats %+v: want exactly one build for %d concurrent first requests", builds, st, n)
+	if builds.Load() != 1 || st.Builds != 1 || st.Waits != n-1 || st.Misses != n || st.Hits != 0 {
+		t.Fatalf("%d builds, stats %+v: want exactly one build for %d concurrent first requests", builds.Load(), st, n)
 	}
 	if st.InUse != 1 {
 		t.Fatalf("InUse %d, want 1", st.InUse)
@@ -330,12 +333,9 @@ func testBuildErrorShared(t *testing.T, h Harness) {
 	c, _ := open(t, h, Budgets{})
 	boom := errors.New("launcher crashed")
 	release := make(chan struct{})
-	calls := 0
-	var mu sync.Mutex
+	var calls, returned atomic.Int64
 	build := func(ctx context.Context) (*sc.Image, error) {
-		mu.Lock()
-		calls++
-		mu.Unlock()
+		calls.Add(1)
 		<-release
 		return nil, boom
 	}
@@ -343,10 +343,13 @@ func testBuildErrorShared(t *testing.T, h Harness) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { _, errs[i] = c.Get(context.Background(), rtKey, build) })
+		wg.Go(func() {
+			_, errs[i] = c.Get(context.Background(), rtKey, build)
+			returned.Add(1)
+		})
 	}
-	for c.Stats().Waits < n-1 {
-		runtimeGosched()
+	for c.Stats().Waits < n-1 && calls.Load() <= 1 && returned.Load() == 0 {
+		runtime.Gosched()
 	}
 	close(release)
 	wg.Wait()
@@ -355,8 +358,8 @@ func testBuildErrorShared(t *testing.T, h Harness) {
 			t.Fatalf("caller %d: %v, want the build's error", i, err)
 		}
 	}
-	if calls != 1 {
-		t.Fatalf("%d builds, want 1", calls)
+	if calls.Load() != 1 {
+		t.Fatalf("%d builds, want 1", calls.Load())
 	}
 	// Failures are not remembered.
 	mem := memory(2, 8)
@@ -389,8 +392,15 @@ func testLeaderCancelled(t *testing.T, h Harness) {
 		got, err = c.Get(context.Background(), rtKey, rootImage(mem, "second"))
 		waiter <- err
 	}()
-	for c.Stats().Waits < 1 {
-		runtimeGosched()
+	waiterBuilt := false
+	for c.Stats().Waits < 1 && !waiterBuilt {
+		select {
+		case err := <-waiter: // did not wait: it must have built itself, which the stats check fails
+			waiter <- err
+			waiterBuilt = true
+		default:
+			runtime.Gosched()
+		}
 	}
 	cancel()
 	if err := <-leaderErr; !errors.Is(err, context.Canceled) {
