@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
+
+	"github.com/snapinvoker/snapinvoker/backend/container"
 )
 
-// runProxy is a stub until its issue lands.
+// runProxy is `snapinvoker proxy`: the runtime proxy that runs inside a container (see
+// backend/container). It serves /init and /run and drives the action's launcher.
 func runProxy(ctx context.Context, args []string) error {
-	return fmt.Errorf("proxy: %w", errNotYet)
+	return container.ProxyMain(ctx, args)
 }

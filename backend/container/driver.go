@@ -1,0 +1,360 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/snapinvoker/snapinvoker/activation"
+	"github.com/snapinvoker/snapinvoker/backend"
+	"github.com/snapinvoker/snapinvoker/runtimes"
+)
+
+// DriverName is the name the driver registers under.
+const DriverName = "container"
+
+// Kinds are the kind patterns the driver runs.
+var Kinds = []string{"nodejs:*", "python:3*", "blackbox"}
+
+// ErrBadOption: a driver option is unknown or malformed; the message names it.
+var ErrBadOption = errors.New("container: bad driver option")
+
+func init() {
+	backend.Register(DriverName, backend.Registration{
+		Kinds: Kinds,
+		Probe: Probe,
+		New: func(ctx context.Context, cfg backend.Config) (backend.Driver, error) {
+			return New(ctx, cfg)
+		},
+	})
+}
+
+// options are the driver's settings (backend.Config.Options), documented in doc.go.
+type options struct {
+	engine     string
+	runc       string
+	proxy      string
+	proxyArgs  []string
+	network    string
+	env        []string
+	userMemory int64
+	cpus       float64
+	docker     dockerOptions
+}
+
+func parseOptions(m map[string]string) (options, error) {
+	o := options{engine: "runc", network: NetworkLoopback, userMemory: 2 << 30, proxyArgs: []string{"proxy"}}
+	o.docker = defaultDockerOptions()
+	bad := func(k, why string) error { return fmt.Errorf("%w %q: %s", ErrBadOption, k, why) }
+	for k, v := range m {
+		switch {
+		case k == "engine":
+			if v != "runc" && v != "docker" {
+				return o, bad(k, "must be runc or docker")
+			}
+			o.engine = v
+		case k == "runc":
+			o.runc = v
+		case k == "proxy":
+			o.proxy = v
+		case k == "proxy-args":
+			o.proxyArgs = strings.Fields(v)
+		case k == "network":
+			if v != NetworkLoopback && v != NetworkHost {
+				return o, bad(k, "must be loopback or host")
+			}
+			o.network = v
+		case k == "api-host":
+			o.env = append(o.env, "__OW_API_HOST="+v)
+			o.docker.apiHost = v
+		case k == "user-memory":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return o, bad(k, "must be a positive number of bytes")
+			}
+			o.userMemory = n
+		case k == "cpus":
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return o, bad(k, "must be a non-negative number of CPUs")
+			}
+			o.cpus = f
+		case k == "docker-host":
+			o.docker.host = v
+		case k == "docker-network":
+			o.docker.network = v
+		case k == "invoker-name":
+			o.docker.namePrefix = "wsk" + v + "_"
+		case strings.HasPrefix(k, "image."):
+			o.docker.images[strings.TrimPrefix(k, "image.")] = v
+		case k == "runtime-port":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 || n > 65535 {
+				return o, bad(k, "must be a TCP port")
+			}
+			o.docker.runtimePort = n
+		default:
+			return o, bad(k, "unknown (known: engine, runc, proxy, proxy-args, network, api-host, user-memory, cpus, docker-host, docker-network, invoker-name, image.<kind>, runtime-port)")
+		}
+	}
+	o.docker.userMemory = o.userMemory
+	o.docker.cpus = o.cpus
+	if o.engine == "runc" && o.runc == "" {
+		p, err := exec.LookPath("runc")
+		if err != nil {
+			return o, fmt.Errorf("%w \"runc\": no runc on PATH (install Debian's runc): %v", ErrBadOption, err)
+		}
+		o.runc = p
+	}
+	if o.engine == "runc" && o.proxy == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return o, fmt.Errorf("%w \"proxy\": cannot find our own binary: %v", ErrBadOption, err)
+		}
+		o.proxy = self
+	}
+	return o, nil
+}
+
+// Probe reports why the driver cannot run here: for runc, no runc, not root, or no cgroups;
+// for docker, no engine answering on its socket.
+func Probe(ctx context.Context, cfg backend.Config) error {
+	o, err := parseOptions(cfg.Options)
+	if err != nil {
+		return err
+	}
+	if o.engine == "docker" {
+		return newDockerAPI(o.docker.host).ping(ctx)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("container: runc engine needs root (uid %d)", os.Geteuid())
+	}
+	if _, err := detectCgroups("/sys/fs/cgroup"); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, o.runc, "--version").CombinedOutput(); err != nil {
+		return fmt.Errorf("container: %s --version: %v: %s", o.runc, err, out)
+	}
+	return nil
+}
+
+// handle is one container as an engine runs it.
+type handle interface {
+	ID() string
+	client() *Client
+	logs() *logPump
+	// sentinelled: the runtime writes the log sentinels after every /run.
+	sentinelled() bool
+	oomKilled(ctx context.Context) bool
+	pause(ctx context.Context) error
+	resume(ctx context.Context) error
+	memoryUsed() (int64, error)
+	destroy(ctx context.Context) error
+}
+
+// engine starts containers.
+type engine interface {
+	start(ctx context.Context, spec backend.StartSpec) (handle, error)
+}
+
+// Driver runs actions in containers (backend.Driver).
+type Driver struct {
+	eng  engine
+	log  *zap.Logger
+	name string
+
+	mu        sync.Mutex
+	instances map[*instance]struct{}
+	closed    bool
+}
+
+// New constructs the driver from cfg.Options (see doc.go); DataDir holds bundles and runc
+// state. Containers a previous run left behind are removed.
+func New(ctx context.Context, cfg backend.Config) (*Driver, error) {
+	o, err := parseOptions(cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := &Driver{log: log, name: DriverName, instances: map[*instance]struct{}{}}
+	switch o.engine {
+	case "docker":
+		e, err := newDockerEngine(ctx, o.docker, log)
+		if err != nil {
+			return nil, err
+		}
+		d.eng = e
+	default:
+		if cfg.DataDir == "" {
+			return nil, fmt.Errorf("%w \"DataDir\": the runc engine needs a data directory", ErrBadOption)
+		}
+		e, err := newRuncEngine(ctx, o, cfg.DataDir, log)
+		if err != nil {
+			return nil, err
+		}
+		d.eng = e
+	}
+	return d, nil
+}
+
+// Name implements backend.Driver.
+func (d *Driver) Name() string { return d.name }
+
+// Start implements backend.Driver: a container for spec.Kind with spec.Memory, its runtime
+// started and waiting for /init (a prewarm when spec.Action is nil).
+func (d *Driver) Start(ctx context.Context, spec backend.StartSpec) (backend.Instance, error) {
+	if _, err := runtimes.FamilyOf(spec.Kind); err != nil {
+		return nil, fmt.Errorf("container: start: %w: %w", err, backend.ErrUnsupported)
+	}
+	if spec.Memory <= 0 {
+		return nil, fmt.Errorf("container: start: StartSpec.Memory must be positive, got %d: %w", spec.Memory, backend.ErrPlatform)
+	}
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("container: start: driver closed: %w", backend.ErrPlatform)
+	}
+	h, err := d.eng.start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	in := &instance{d: d, h: h, spec: spec}
+	d.mu.Lock()
+	d.instances[in] = struct{}{}
+	d.mu.Unlock()
+	d.log.Debug("container started", zap.String("container", h.ID()), zap.String("kind", spec.Kind), zap.Int64("memory", spec.Memory), zap.Bool("prewarm", spec.Action == nil))
+	return in, nil
+}
+
+// Close destroys every live instance.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	live := make([]*instance, 0, len(d.instances))
+	for in := range d.instances {
+		live = append(live, in)
+	}
+	d.mu.Unlock()
+	var errs []error
+	for _, in := range live {
+		errs = append(errs, in.Destroy(context.Background()))
+	}
+	return errors.Join(errs...)
+}
+
+// instance is one container (backend.Instance, Pauser, MemoryReporter).
+type instance struct {
+	d         *Driver
+	h         handle
+	spec      backend.StartSpec
+	mu        sync.Mutex // one call at a time
+	destroyed atomic.Bool
+}
+
+func (in *instance) ID() string { return in.h.ID() }
+
+func (in *instance) fields(action *backend.Action, activationID string) []zap.Field {
+	f := []zap.Field{zap.String("container", in.h.ID())}
+	if activationID != "" {
+		f = append(f, zap.String("activation", activationID))
+	}
+	if action != nil {
+		f = append(f, zap.String("action", action.Name))
+	}
+	return f
+}
+
+// Init implements backend.Instance. A successful /init collects no logs: as upstream, what the
+// action printed while loading is read with its first activation's logs.
+func (in *instance) Init(ctx context.Context, req backend.InitRequest) (backend.Result, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.destroyed.Load() {
+		return backend.Result{}, fmt.Errorf("container: init on destroyed %s: %w", in.h.ID(), backend.ErrPlatform)
+	}
+	out, err := in.h.client().Init(ctx, req.Body, req.Deadline)
+	if err != nil {
+		return backend.Result{Outcome: out}, err
+	}
+	in.oom(ctx, &out)
+	res := backend.Result{Outcome: out}
+	if out.Failure == activation.NoFailure && out.Status == 200 {
+		return res, nil
+	}
+	in.collect(ctx, &res, out.Failure == activation.NoFailure, req.Action.LogLimit)
+	in.d.log.Info("container init failed", append(in.fields(&req.Action, ""), zap.Stringer("failure", out.Failure), zap.Int("status", out.Status))...)
+	return res, nil
+}
+
+// Run implements backend.Instance.
+func (in *instance) Run(ctx context.Context, req backend.RunRequest) (backend.Result, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.destroyed.Load() {
+		return backend.Result{}, fmt.Errorf("container: run on destroyed %s: %w", in.h.ID(), backend.ErrPlatform)
+	}
+	out, err := in.h.client().Run(ctx, req.Body, req.Deadline, req.MaxResponse)
+	if err != nil {
+		return backend.Result{Outcome: out}, err
+	}
+	in.oom(ctx, &out)
+	res := backend.Result{Outcome: out}
+	in.collect(ctx, &res, out.Failure == activation.NoFailure, req.LogLimit)
+	return res, nil
+}
+
+func (in *instance) oom(ctx context.Context, out *activation.RuntimeOutcome) {
+	if out.Failure == activation.FailureExited && in.h.oomKilled(ctx) {
+		out.Failure = activation.FailureOOM
+	}
+}
+
+// collect reads this call's logs: up to the sentinels when the runtime answered (it writes them
+// before answering), otherwise whatever it wrote before it failed.
+func (in *instance) collect(ctx context.Context, res *backend.Result, answered bool, limit int64) {
+	wantSentinels := answered && in.h.sentinelled()
+	c := in.h.logs().collect(ctx, wantSentinels, limit)
+	res.Logs, res.LogsTruncated = c.lines, c.truncated
+	if c.failed && wantSentinels {
+		res.Logs = append(res.Logs, activation.LogLine{Time: res.Outcome.End, Stream: "stderr", Text: CollectionIssue})
+	}
+}
+
+// Pause implements backend.Pauser (runc pause / docker pause: the cgroup freezer).
+func (in *instance) Pause(ctx context.Context) error { return in.h.pause(ctx) }
+
+// Resume implements backend.Pauser.
+func (in *instance) Resume(ctx context.Context) error { return in.h.resume(ctx) }
+
+// MemoryUsed implements backend.MemoryReporter: the container cgroup's current usage.
+func (in *instance) MemoryUsed() (int64, error) { return in.h.memoryUsed() }
+
+// Destroy implements backend.Instance.
+func (in *instance) Destroy(ctx context.Context) error {
+	if in.destroyed.Swap(true) {
+		return nil
+	}
+	in.d.mu.Lock()
+	delete(in.d.instances, in)
+	in.d.mu.Unlock()
+	return in.h.destroy(ctx)
+}
+
+var (
+	_ backend.Driver         = (*Driver)(nil)
+	_ backend.Instance       = (*instance)(nil)
+	_ backend.Pauser         = (*instance)(nil)
+	_ backend.MemoryReporter = (*instance)(nil)
+)
