@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/snapinvoker/snapinvoker/invoker/couch"
 )
 
 func openT(t *testing.T, dir string) *Store {
@@ -362,4 +365,36 @@ func FuzzOpenLog(f *testing.F) {
 			t.Fatalf("written document lost: %v", err)
 		}
 	})
+}
+
+func TestInvokerAdapters(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.InvokerActions().Get(ctx, "guest/none", ""); !errors.Is(err, couch.ErrNotFound) {
+		t.Fatalf("missing action: %v, want couch.ErrNotFound", err)
+	}
+	rev, _ := s.Whisks.Put("guest/hello", "", []byte(`{"name":"hello","exec":{"kind":"nodejs:20","code":"x"}}`))
+	d, err := s.InvokerActions().Get(ctx, "guest/hello", "1-other")
+	if err != nil || d.Rev != rev || d.DocID != "guest/hello" {
+		t.Fatalf("Get = %+v, %v", d, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(d.JSON, &doc); err != nil || doc["_id"] != "guest/hello" || doc["_rev"] != rev {
+		t.Fatalf("document JSON %s: %v", d.JSON, err)
+	}
+	w := s.InvokerActivations()
+	var got []error
+	w.Put("guest/a1", json.RawMessage(`{"_id":"guest/a1","namespace":"guest","start":5}`), func(err error) { got = append(got, err) })
+	w.Put("guest/a1", json.RawMessage(`{"_id":"guest/a1"}`), func(err error) { got = append(got, err) })
+	w.Put("guest/a2", json.RawMessage(`[]`), func(err error) { got = append(got, err) })
+	if len(got) != 3 || got[0] != nil || !errors.Is(got[1], couch.ErrConflict) || !errors.Is(got[2], couch.ErrBadResponse) {
+		t.Fatalf("Put results %v, want nil, ErrConflict, ErrBadResponse", got)
+	}
+	if docs, _, _ := s.QueryActivations("guest", ActivationQuery{}); len(docs) != 1 {
+		t.Fatalf("%d activations listed, want 1", len(docs))
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/snapinvoker/snapinvoker/invoker/couch"
+)
+
+// The invoker reads actions and writes activation records through the same methods as its
+// CouchDB client (invoker/couch.Actions.Get, invoker/couch.Store.Put); the types below give the
+// standalone invoker this store instead, with the same errors, so the invoker runs unchanged.
+
+// Actions reads action documents from the entities database for the invoker.
+type Actions struct{ s *Store }
+
+// InvokerActions returns the invoker's view of the entities database.
+func (s *Store) InvokerActions() *Actions { return &Actions{s} }
+
+// Get returns the current document docid. Only the latest revision is kept; like a CouchDB
+// server that ignores If-Match, it is returned whatever rev asks for, and the caller compares.
+// Code is always inline in documents the standalone controller writes, so Attachment is empty.
+// Errors wrap couch.ErrNotFound or couch.ErrUnavailable.
+func (a *Actions) Get(ctx context.Context, docid, rev string) (*couch.ActionDoc, error) {
+	d, err := a.s.Whisks.Get(docid)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("store: action %s: %w", docid, couch.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: action %s: %v: %w", docid, err, couch.ErrUnavailable)
+	}
+	return &couch.ActionDoc{DocID: d.ID, Rev: d.Rev, JSON: d.JSON()}, nil
+}
+
+// ActivationWriter writes activation records for the invoker.
+type ActivationWriter struct{ s *Store }
+
+// InvokerActivations returns the invoker's writer of activation records.
+func (s *Store) InvokerActivations() *ActivationWriter { return &ActivationWriter{s} }
+
+// Put stores doc (a complete activation document whose _id is id) and calls done once, before
+// returning: with nil, or with an error wrapping couch.ErrConflict when the id exists or
+// couch.ErrBadResponse when doc is not a JSON object.
+func (w *ActivationWriter) Put(id string, doc json.RawMessage, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	_, err := w.s.Activations.Put(id, "", doc)
+	switch {
+	case err == nil:
+		done(nil)
+	case errors.Is(err, ErrConflict):
+		done(fmt.Errorf("store: activation %s: %w", id, couch.ErrConflict))
+	case errors.Is(err, ErrBadDocument):
+		done(fmt.Errorf("store: activation %s: %v: %w", id, err, couch.ErrBadResponse))
+	default:
+		done(fmt.Errorf("store: activation %s: %v: %w", id, err, couch.ErrUnavailable))
+	}
+}
+
+// Pending is always 0: records are written synchronously.
+func (w *ActivationWriter) Pending() int { return 0 }
+
+// Close flushes the activations database to disk; the store itself stays open.
+func (w *ActivationWriter) Close(ctx context.Context) error { return w.s.Activations.Sync() }
