@@ -29,9 +29,13 @@ func (s state) rank() int {
 	return 0
 }
 
+// warmKey is what warm reuse matches. Kind and memory repeat what the digest should already
+// cover, so a sloppy digest cannot put a 512 MB action on a 128 MB instance.
 type warmKey struct {
 	key    ActionKey
 	driver string
+	kind   string
+	memory int64
 }
 
 type cellKey struct {
@@ -57,9 +61,19 @@ type instance struct {
 	doomed   bool // destroy when its last run ends
 	indexed  bool // present in Core.warm
 
+	freeElem *list.Element // in its warmSet's list for its state while it has spare capacity
+	freeList *list.List
+
 	idleElem     *list.Element // in Core.idle while warm with no run
 	unpausedElem *list.Element // in Core.unpaused while idle, pausable and not paused
 	prewarmElem  *list.Element // in the cell's prewarmed list while stPrewarmed
+}
+
+// warmSet holds the instances of one warmKey that have spare capacity, one list per state
+// rank, most recently used first, so choosing an instance is O(1) however many there are.
+type warmSet struct {
+	byRank [4]list.List
+	n      int // instances indexed under the key, with capacity or not
 }
 
 type cell struct {
@@ -87,7 +101,7 @@ type Core struct {
 	next      InstanceID
 	inUse     int64
 	running   int
-	warm      map[warmKey][]*instance
+	warm      map[warmKey]*warmSet
 	idle      *list.List // of *instance, least recently used first
 	unpaused  *list.List // of *instance
 	cells     []*cell
@@ -113,7 +127,7 @@ func NewCore(cfg Config, now time.Time) (*Core, []Decision, error) {
 	c := &Core{
 		cfg:       cfg,
 		insts:     map[InstanceID]*instance{},
-		warm:      map[warmKey][]*instance{},
+		warm:      map[warmKey]*warmSet{},
 		idle:      list.New(),
 		unpaused:  list.New(),
 		cellIndex: map[cellKey]*cell{},
@@ -193,6 +207,7 @@ func (c *Core) Started(now time.Time, id InstanceID, maxConcurrency int, pausabl
 		in.prewarmElem = c.cellIndex[in.cell].prewarmed.PushBack(in)
 	case stWarming, stWarmingCold, stWarm:
 		in.capacity = min(in.conc, in.maxConc)
+		c.refresh(in)
 	}
 	c.retry(now)
 	return c.out
@@ -226,8 +241,11 @@ func (c *Core) Done(now time.Time, j JobID, keep bool) []Decision {
 	if !keep {
 		in.doomed = true
 		c.unindex(in)
-	} else if in.st == stWarming || in.st == stWarmingCold {
-		in.st = stWarm
+	} else {
+		if in.st == stWarming || in.st == stWarmingCold {
+			in.st = stWarm
+		}
+		c.refresh(in)
 	}
 	if in.active == 0 {
 		if in.doomed {
@@ -356,7 +374,7 @@ func (c *Core) retry(now time.Time) {
 
 // place tries rules 2–5 for j and reports whether it was placed.
 func (c *Core) place(now time.Time, j Job) bool {
-	wk := warmKey{j.Key, j.Driver}
+	wk := warmKey{j.Key, j.Driver, j.Kind, j.Memory}
 	if in := c.bestWarm(wk); in != nil {
 		kind := Warm
 		switch in.st {
@@ -392,18 +410,16 @@ func (c *Core) place(now time.Time, j Job) bool {
 // bestWarm returns the preferred instance for wk with spare capacity: warmed over warming over
 // warmingCold, then the most recently used (so rarely used ones go idle and are reclaimed).
 func (c *Core) bestWarm(wk warmKey) *instance {
-	var best *instance
-	for _, in := range c.warm[wk] {
-		if in.doomed || in.active >= in.capacity {
-			continue
-		}
-		if best == nil || in.st.rank() > best.st.rank() ||
-			(in.st.rank() == best.st.rank() && (in.lastUsed.After(best.lastUsed) ||
-				(in.lastUsed.Equal(best.lastUsed) && in.id < best.id))) {
-			best = in
+	ws := c.warm[wk]
+	if ws == nil {
+		return nil
+	}
+	for r := len(ws.byRank) - 1; r > 0; r-- {
+		if e := ws.byRank[r].Front(); e != nil {
+			return e.Value.(*instance)
 		}
 	}
-	return best
+	return nil
 }
 
 func (c *Core) assign(now time.Time, in *instance, j Job) {
@@ -419,6 +435,7 @@ func (c *Core) assign(now time.Time, in *instance, j Job) {
 	in.lastUsed = now
 	c.running++
 	c.jobs[j.ID] = in
+	c.refresh(in)
 }
 
 // takePrewarm takes the earliest-expiring stem cell of ck for j. No memory check: the stem
@@ -432,7 +449,7 @@ func (c *Core) takePrewarm(now time.Time, ck cellKey, j Job, kind StartKind) boo
 	in.prewarmElem = nil
 	ce.count--
 	in.st = stWarming
-	in.wk = warmKey{j.Key, j.Driver}
+	in.wk = warmKey{j.Key, j.Driver, j.Kind, j.Memory}
 	in.conc = j.concurrency()
 	in.capacity = min(in.conc, in.maxConc)
 	c.index(in)
@@ -446,7 +463,7 @@ func (c *Core) takePrewarm(now time.Time, ck cellKey, j Job, kind StartKind) boo
 func (c *Core) cold(now time.Time, j Job, kind StartKind) {
 	c.next++
 	in := &instance{
-		id: c.next, st: stWarmingCold, wk: warmKey{j.Key, j.Driver},
+		id: c.next, st: stWarmingCold, wk: warmKey{j.Key, j.Driver, j.Kind, j.Memory},
 		cell:   cellKey{j.Kind, j.Memory, j.Driver},
 		charge: j.charge(), conc: j.concurrency(), capacity: 1, lastUsed: now,
 	}
@@ -527,27 +544,43 @@ func (c *Core) topUp(now time.Time, ce *cell) {
 // --- bookkeeping ----------------------------------------------------------------------------
 
 func (c *Core) index(in *instance) {
-	c.warm[in.wk] = append(c.warm[in.wk], in)
+	ws := c.warm[in.wk]
+	if ws == nil {
+		ws = &warmSet{}
+		c.warm[in.wk] = ws
+	}
+	ws.n++
 	in.indexed = true
+	c.refresh(in)
+}
+
+// refresh puts an indexed instance at the front of its warm list when it has spare capacity
+// (it was just used), and takes it out when it has none.
+func (c *Core) refresh(in *instance) {
+	if in.freeElem != nil {
+		in.freeList.Remove(in.freeElem)
+		in.freeElem, in.freeList = nil, nil
+	}
+	if !in.indexed || in.doomed || in.active >= in.capacity {
+		return
+	}
+	l := &c.warm[in.wk].byRank[in.st.rank()]
+	in.freeElem, in.freeList = l.PushFront(in), l
 }
 
 func (c *Core) unindex(in *instance) {
 	if !in.indexed {
 		return
 	}
-	in.indexed = false
-	l := c.warm[in.wk]
-	for i, x := range l {
-		if x == in {
-			l[i] = l[len(l)-1]
-			l = l[:len(l)-1]
-			break
-		}
+	if in.freeElem != nil {
+		in.freeList.Remove(in.freeElem)
+		in.freeElem, in.freeList = nil, nil
 	}
-	if len(l) == 0 {
-		delete(c.warm, in.wk)
-	} else {
-		c.warm[in.wk] = l
+	in.indexed = false
+	if ws := c.warm[in.wk]; ws != nil {
+		if ws.n--; ws.n == 0 {
+			delete(c.warm, in.wk)
+		}
 	}
 }
 
