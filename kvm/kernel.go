@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,8 @@ type kernel struct {
 
 	exePath string
 	random  io.Reader
+	// sleep waits for nanosleep and clock_nanosleep; injected so tests and fuzzing do not wait.
+	sleep func(time.Duration)
 
 	// Address space: [brkStart, brk) is the heap; maps holds every other user mapping (ELF image,
 	// stack, mmap regions), sorted and disjoint.
@@ -47,7 +50,7 @@ type kernel struct {
 func newKernel(m *memory, cpu cpuControl, cfg *Config) *kernel {
 	k := &kernel{
 		mem: m, cpu: cpu, exePath: cfg.ExePath, random: cfg.Random,
-		counts: map[uint64]uint64{}, enosys: map[uint64]uint64{},
+		counts: map[uint64]uint64{}, enosys: map[uint64]uint64{}, sleep: time.Sleep,
 	}
 	if k.random == nil {
 		k.random = rand.Reader

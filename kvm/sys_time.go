@@ -97,7 +97,7 @@ func sysTime(k *kernel, a *sysArgs) uint64 {
 // maxSleep bounds one sleep; the run's deadline still applies around it.
 const maxSleep = time.Second
 
-func (k *kernel) sleep(req uint64) uint64 {
+func (k *kernel) sleepFor(req uint64) uint64 {
 	b, err := k.mem.user(req, 16, false)
 	if err != nil {
 		return errnoOf(err)
@@ -110,11 +110,11 @@ func (k *kernel) sleep(req uint64) uint64 {
 	if sec < int64(maxSleep/time.Second) {
 		d = min(maxSleep, time.Duration(sec)*time.Second+time.Duration(nsec))
 	}
-	time.Sleep(d)
+	k.sleep(d)
 	return 0
 }
 
-func sysNanosleep(k *kernel, a *sysArgs) uint64 { return k.sleep(a[0]) }
+func sysNanosleep(k *kernel, a *sysArgs) uint64 { return k.sleepFor(a[0]) }
 
 func sysClockNanosleep(k *kernel, a *sysArgs) uint64 {
 	const timerAbstime = 1
@@ -129,9 +129,9 @@ func sysClockNanosleep(k *kernel, a *sysArgs) uint64 {
 		}
 		at := int64(binary.LittleEndian.Uint64(b))*1e9 + int64(binary.LittleEndian.Uint64(b[8:]))
 		if at > now {
-			time.Sleep(min(maxSleep, time.Duration(at-now)))
+			k.sleep(min(maxSleep, time.Duration(at-now)))
 		}
 		return 0
 	}
-	return k.sleep(a[2])
+	return k.sleepFor(a[2])
 }
