@@ -166,8 +166,16 @@ func diffImage(img *Image, parent *view) (pages []uint64, data []byte, dataPages
 			pg := chunk[i*PageSize : (i+1)*PageSize]
 			if !bytes.Equal(pg, parent.page(first+i)) {
 				pages = append(pages, first+i)
-				data = append(data, pg...)
+				if !isBytes {
+					data = append(data, pg...)
+				}
 			}
+		}
+	}
+	if isBytes { // copy once, at the exact size, rather than growing data page by page
+		data = make([]byte, len(pages)*PageSize)
+		for i, p := range pages {
+			copy(data[i*PageSize:], direct[p*PageSize:(p+1)*PageSize])
 		}
 	}
 	// Data pages of the result: the parent's within size, plus new pages where it had none.

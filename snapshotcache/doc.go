@@ -61,10 +61,13 @@
 // parent's composed image (a page the child zeroed is stored as zeros). The composed image of a
 // snapshot is its lineage overlaid root first, each page taken from the nearest snapshot that
 // stores it, zero elsewhere, cut to its size (a page of an ancestor beyond the size of any image
-// below it is zero). Records are written to a temporary file, fsynced and renamed, and verified in
-// full (checksum, field consistency, file name against key) at Open and whenever their pages are
-// read back: a record that fails is deleted with its descendants, counted in Stats.Corrupt, and
-// rebuilt by the next Get. Composed images are written with holes for zero pages.
+// below it is zero).
+//
+// Records are written to a temporary file and renamed into place (fsynced first with
+// Config.Fsync). Each is verified in full (checksum, field consistency, file name against key)
+// at Open and whenever its pages are read back: a record that fails is deleted with its
+// descendants, counted in Stats.Corrupt, and rebuilt by the next Get, so a torn write after a
+// crash costs a rebuild, never a wrong restore. Composed images have holes for zero pages.
 //
 // A page list (<id>.touch): magic "snaptch1", u32 count, u32 zero, count × u64 page numbers
 // (ascending, below size/4096), u32 CRC-32C of the preceding bytes, "TEND".

@@ -211,7 +211,7 @@ func (s *Store) RecordTouched(ctx context.Context, key Key, pages []uint64) erro
 	}
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	b = append(b, "TEND"...)
-	if _, err := writeFileAtomic(s.snapDir(), s.touchPath(e.id), true, func(f *os.File) (int64, error) {
+	if _, err := writeFileAtomic(s.snapDir(), s.touchPath(e.id), s.cfg.Fsync, func(f *os.File) (int64, error) {
 		n, err := f.Write(b)
 		return int64(n), err
 	}); err != nil {

@@ -32,6 +32,10 @@ type Config struct {
 	DiskBudget int64
 	// MaxImageSize and MaxStateSize bound an image's Size and State (inputs and files alike).
 	MaxImageSize, MaxStateSize int64
+	// Fsync makes a stored snapshot durable across a machine crash before Get returns. Without
+	// it a snapshot survives process restarts; after a crash a record the kernel had not yet
+	// written fails its checksum at Open and is rebuilt, so correctness never depends on it.
+	Fsync bool
 	// Logger receives one line per eviction, corruption and build failure; nil logs nothing.
 	Logger *zap.Logger
 }
@@ -319,7 +323,7 @@ func (s *Store) prepare(key Key, img *Image) (*entry, error) {
 	}
 	e := &entry{key: key, parentKey: r.parent, id: key.ID(), size: r.size, state: r.state, pages: pages,
 		dataPages: dataPages, parent: parent, rec: r}
-	n, err := writeFileAtomic(s.snapDir(), s.recordPath(e.id), true, func(f *os.File) (int64, error) { return writeRecord(f, r) })
+	n, err := writeFileAtomic(s.snapDir(), s.recordPath(e.id), s.cfg.Fsync, func(f *os.File) (int64, error) { return writeRecord(f, r) })
 	if err != nil {
 		return nil, fmt.Errorf("snapshotcache: store %s: %w", key, err)
 	}

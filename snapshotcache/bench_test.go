@@ -1,0 +1,251 @@
+package snapshotcache
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+const benchSize = 64 << 20
+
+// benchImages returns a 64 MiB runtime image (every page holds data: the worst case for
+// composing) and a function image in which 2% of the pages differ, with their page numbers.
+func benchImages() (rt, fn []byte, dirty []uint64) {
+	r := rand.New(rand.NewPCG(1, 2))
+	rt = make([]byte, benchSize)
+	for i := 0; i < len(rt); i += 8 {
+		v := r.Uint64()
+		rt[i], rt[i+1], rt[i+2], rt[i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+		rt[i+4], rt[i+5], rt[i+6], rt[i+7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
+	}
+	fn = append([]byte(nil), rt...)
+	n := benchSize / PageSize
+	for _, p := range r.Perm(n)[:n*2/100] {
+		fn[p*PageSize] ^= 0xff
+		dirty = append(dirty, uint64(p))
+	}
+	return rt, fn, dirty
+}
+
+func benchStore(b *testing.B) *Store {
+	s, err := Open(context.Background(), Config{Dir: b.TempDir(), MemoryBudget: 1 << 30, DiskBudget: 16 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func rootBuild(mem []byte) BuildFunc {
+	return func(context.Context) (*Image, error) {
+		return &Image{State: make([]byte, 4096), Memory: Bytes(mem), Size: int64(len(mem))}, nil
+	}
+}
+
+// BenchmarkBaselineWriteFile64MiB is the baseline: writing a full 64 MiB image to a new file
+// (no fsync, like the store's default), what storing every snapshot whole would cost.
+func BenchmarkBaselineWriteFile64MiB(b *testing.B) {
+	rt, _, _ := benchImages()
+	dir := b.TempDir()
+	b.SetBytes(benchSize)
+	for i := 0; b.Loop(); i++ {
+		p := filepath.Join(dir, "img")
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Write(rt)
+		f.Close()
+		os.Remove(p)
+	}
+}
+
+func BenchmarkStoreRuntime64MiB(b *testing.B) {
+	rt, _, _ := benchImages()
+	s := benchStore(b)
+	b.SetBytes(benchSize)
+	for i := 0; b.Loop(); i++ {
+		k := RuntimeKey("python:3.11", fmt.Sprint(i))
+		h, err := s.Get(context.Background(), k, rootBuild(rt))
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.Release()
+		s.Remove(context.Background(), k)
+	}
+}
+
+// BenchmarkStoreFunction2pct stores a function snapshot whose image differs from its runtime
+// snapshot's in 2% of its pages: with the VMM's dirty log as a hint, and comparing every page.
+func BenchmarkStoreFunction2pct(b *testing.B) {
+	rt, fn, dirty := benchImages()
+	for _, mode := range []string{"dirty-hint", "compare-all"} {
+		b.Run(mode, func(b *testing.B) {
+			s := benchStore(b)
+			parent, err := s.Get(context.Background(), RuntimeKey("python:3.11", "b"), rootBuild(rt))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer parent.Release()
+			hint := dirty
+			if mode == "compare-all" {
+				hint = nil
+			}
+			b.SetBytes(benchSize)
+			var recBytes int64
+			for i := 0; b.Loop(); i++ {
+				k := FunctionKey("guest/hello", fmt.Sprint(i), "d")
+				h, err := s.Get(context.Background(), k, func(ctx context.Context) (*Image, error) {
+					p, err := s.Lookup(ctx, parent.Key())
+					if err != nil {
+						return nil, err
+					}
+					return &Image{Parent: p, State: make([]byte, 4096), Memory: Bytes(fn), Size: benchSize, Dirty: hint}, nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				recBytes = h.(*handle).e.recBytes
+				h.Release()
+				s.Remove(context.Background(), k)
+			}
+			b.ReportMetric(float64(recBytes)/(1<<20), "record-MiB")
+		})
+	}
+}
+
+// BenchmarkComposeFunction64MiB materialises the composed image of a function snapshot (runtime
+// pages overlaid with the 2% diff) into a new file.
+func BenchmarkComposeFunction64MiB(b *testing.B) {
+	rt, fn, dirty := benchImages()
+	s := benchStore(b)
+	parent, err := s.Get(context.Background(), RuntimeKey("python:3.11", "b"), rootBuild(rt))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := s.Get(context.Background(), FunctionKey("guest/hello", "1", "d"), func(ctx context.Context) (*Image, error) {
+		return &Image{Parent: parent, Memory: Bytes(fn), Size: benchSize, Dirty: dirty}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Release()
+	e := h.(*handle).e
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		f, _, err := s.compose(e, e.lineage())
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
+// BenchmarkOpen is the restore path once the image exists: Get (a hit), Image, Release; and the
+// same followed by mapping the image MAP_PRIVATE and writing 2% of its pages, as a guest would.
+func BenchmarkOpen(b *testing.B) {
+	rt, fn, dirty := benchImages()
+	s := benchStore(b)
+	parent, err := s.Get(context.Background(), RuntimeKey("python:3.11", "b"), rootBuild(rt))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fk := FunctionKey("guest/hello", "1", "d")
+	h, err := s.Get(context.Background(), fk, func(ctx context.Context) (*Image, error) {
+		return &Image{Parent: parent, Memory: Bytes(fn), Size: benchSize, Dirty: dirty}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := h.Image(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	h.Release()
+	b.Run("get-image-release", func(b *testing.B) {
+		for b.Loop() {
+			h, err := s.Get(context.Background(), fk, nil2(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := h.Image(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			h.Release()
+		}
+	})
+	b.Run("get-image-mmap-write2pct", func(b *testing.B) {
+		for b.Loop() {
+			h, err := s.Get(context.Background(), fk, nil2(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, err := h.Image(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := unix.Mmap(int(f.Fd()), 0, benchSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, p := range dirty {
+				m[p*PageSize]++
+			}
+			unix.Munmap(m)
+			h.Release()
+		}
+	})
+}
+
+func nil2(b *testing.B) BuildFunc {
+	return func(context.Context) (*Image, error) { b.Fatal("unexpected build"); return nil, nil }
+}
+
+// BenchmarkSingleFlight100 is 100 goroutines asking at once for a key nobody built yet (one
+// build of a 1 MiB image, 99 waiters), against the baseline of 100 goroutines getting a key
+// already cached.
+func BenchmarkSingleFlight100(b *testing.B) {
+	mem := make([]byte, 1<<20)
+	for i := range mem {
+		mem[i] = byte(i)
+	}
+	run := func(b *testing.B, s *Store, key func(i int) Key) {
+		for i := 0; b.Loop(); i++ {
+			k := key(i)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for range 100 {
+				wg.Go(func() {
+					<-start
+					h, err := s.Get(context.Background(), k, rootBuild(mem))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					h.Release()
+				})
+			}
+			close(start)
+			wg.Wait()
+		}
+	}
+	b.Run("cached-baseline", func(b *testing.B) {
+		s := benchStore(b)
+		k := RuntimeKey("k", "cached")
+		h, _ := s.Get(context.Background(), k, rootBuild(mem))
+		defer h.Release()
+		run(b, s, func(int) Key { return k })
+	})
+	b.Run("first-requests", func(b *testing.B) {
+		s := benchStore(b)
+		run(b, s, func(i int) Key { return RuntimeKey("k", fmt.Sprint(i)) })
+		st := s.Stats()
+		b.ReportMetric(float64(st.Builds)/float64(b.N), "builds/op")
+	})
+}
