@@ -3,8 +3,8 @@ package controller
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strings"
+
+	"github.com/snapinvoker/snapinvoker/activation"
 )
 
 // Kind is what the controller needs to know about one runtime kind of the manifest.
@@ -15,68 +15,37 @@ type Kind struct {
 }
 
 // Manifest is the runtimes manifest as the controller uses it: resolving and validating exec
-// kinds, and showing the runtimes at GET /. The standalone command builds it from the same
-// manifest JSON the invoker is given.
+// kinds, and showing the runtimes at GET /. It is the same manifest JSON the invoker is given,
+// validated by package activation.
 type Manifest struct {
-	raw      json.RawMessage
-	kinds    map[string]Kind
-	defaults map[string]string // family → default kind
-	names    []string
+	raw json.RawMessage
+	m   *activation.Manifest
 }
 
-// ParseManifest reads a runtimes manifest ({"runtimes": {family: [{kind, default, …}]}, …}).
-// Its full validation is the invoker's (package activation); here only what the controller
-// uses is read.
+// ParseManifest reads and validates a runtimes manifest ({"runtimes": {family: [{kind, …}]}, …}).
 func ParseManifest(raw []byte) (*Manifest, error) {
-	var m struct {
-		Runtimes map[string][]struct {
-			Kind        string `json:"kind"`
-			Default     bool   `json:"default"`
-			Deprecated  bool   `json:"deprecated"`
-			RequireMain bool   `json:"requireMain"`
-		} `json:"runtimes"`
+	m, err := activation.DecodeManifest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("controller: runtimes manifest: %w", err)
-	}
-	out := &Manifest{raw: json.RawMessage(raw), kinds: map[string]Kind{}, defaults: map[string]string{}}
-	for family, kinds := range m.Runtimes {
-		for _, k := range kinds {
-			if k.Kind == "" {
-				return nil, fmt.Errorf("controller: runtimes manifest: family %q has a kind without a name", family)
-			}
-			out.kinds[k.Kind] = Kind{Kind: k.Kind, RequireMain: k.RequireMain, Deprecated: k.Deprecated}
-			out.names = append(out.names, k.Kind)
-			if k.Default || len(kinds) == 1 {
-				out.defaults[family] = k.Kind
-			}
-		}
-	}
-	sort.Strings(out.names)
-	return out, nil
+	return &Manifest{raw: json.RawMessage(raw), m: m}, nil
 }
 
 // Resolve maps a kind as a client sends it (trimmed, lower-cased, "family:default" allowed)
 // to the manifest's kind.
 func (m *Manifest) Resolve(kind string) (Kind, bool) {
-	kind = strings.ToLower(strings.TrimSpace(kind))
-	if fam, ver, ok := strings.Cut(kind, ":"); ok && ver == "default" {
-		if d, ok := m.defaults[fam]; ok {
-			kind = d
-		}
+	k, ok := m.m.Resolve(kind)
+	if !ok {
+		return Kind{}, false
 	}
-	k, ok := m.kinds[kind]
-	return k, ok
+	return Kind{Kind: k.Kind, RequireMain: k.RequiresMain(), Deprecated: k.IsDeprecated()}, true
 }
 
 // Kinds lists the manifest's kinds, sorted.
-func (m *Manifest) Kinds() []string { return append([]string(nil), m.names...) }
+func (m *Manifest) Kinds() []string { return m.m.Kinds() }
 
 // DefaultKind returns the default kind of a family.
-func (m *Manifest) DefaultKind(family string) (string, bool) {
-	k, ok := m.defaults[family]
-	return k, ok
-}
+func (m *Manifest) DefaultKind(family string) (string, bool) { return m.m.DefaultKind(family) }
 
 // JSON is the manifest as given.
 func (m *Manifest) JSON() json.RawMessage { return m.raw }
