@@ -50,6 +50,18 @@ func mapFileMemory(fd int, off int64, size uint64) (*memory, error) {
 	return &memory{b: b, userLo: userLo, file: true, vmmDirty: make([]uint64, (size/pageSize+63)/64)}, nil
 }
 
+// mapFileMemoryAt maps size bytes of fd at off copy-on-write over the existing host range b (a
+// pool shell's reserved memory, already installed as the VM's memory slot): replacing the pages
+// under a slot costs one mmap, where installing a slot costs an SRCU grace period in KVM.
+func mapFileMemoryAt(b []byte, fd int, off int64) (*memory, error) {
+	_, err := unix.MmapPtr(fd, off, unsafe.Pointer(&b[0]), uintptr(len(b)), unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("kvm: map snapshot memory over a pooled slot (%d MiB at offset %d): %w", len(b)>>20, off, err)
+	}
+	return &memory{b: b, userLo: userLo, file: true, vmmDirty: make([]uint64, (len(b)/pageSize+63)/64)}, nil
+}
+
 // mapSharedReadOnly maps a snapshot's memory image read-only and shared: the clean source that
 // resets copy dirty pages back from.
 func mapSharedReadOnly(fd int, off int64, size uint64) ([]byte, error) {

@@ -5,21 +5,25 @@ import (
 	"sync"
 )
 
-// Pool keeps created-but-empty VMs (each with its vCPU and CPUID set) so a restore does not pay
-// for KVM_CREATE_VM and KVM_CREATE_VCPU. A background goroutine refills it. It is safe for
-// concurrent use.
+// Pool keeps created-but-empty VMs (each with its vCPU, CPUID and a memory slot of a given size
+// already installed with dirty logging) so a restore pays neither for KVM_CREATE_VM and
+// KVM_CREATE_VCPU nor for installing a memory slot: it maps the snapshot over the slot's
+// reserved memory. A background goroutine refills it. It is safe for concurrent use.
 type Pool struct {
 	h      *Host
+	memory uint64
 	ready  chan *shell
 	refill chan struct{}
 	stop   context.CancelFunc
 	done   sync.WaitGroup
 }
 
-// NewPool starts a pool that keeps size shells ready until ctx ends or Close.
-func (h *Host) NewPool(ctx context.Context, size int) *Pool {
+// NewPool starts a pool that keeps size VMs ready until ctx ends or Close, each with a memory
+// slot for snapshots of memory bytes (Snapshot.Memory). Snapshots of another size restore from
+// it too, paying for their slot.
+func (h *Host) NewPool(ctx context.Context, size int, memory uint64) *Pool {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Pool{h: h, ready: make(chan *shell, max(size, 1)), refill: make(chan struct{}, 1), stop: cancel}
+	p := &Pool{h: h, memory: memory, ready: make(chan *shell, max(size, 1)), refill: make(chan struct{}, 1), stop: cancel}
 	p.done.Add(1)
 	go p.fill(ctx)
 	return p
@@ -32,7 +36,7 @@ func (p *Pool) fill(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			sh, err := p.h.newShell()
+			sh, err := p.newShell()
 			if err != nil {
 				break // out of resources for now; retry on the next refill request
 			}
@@ -56,8 +60,28 @@ func (p *Pool) get() (*shell, error) {
 	case sh := <-p.ready:
 		return sh, nil
 	default:
-		return p.h.newShell()
+		return p.newShell()
 	}
+}
+
+// newShell creates a VM with a reserved memory slot of the pool's size.
+func (p *Pool) newShell() (*shell, error) {
+	sh, err := p.h.newShell()
+	if err != nil || p.memory == 0 {
+		return sh, err
+	}
+	m, err := newAnonMemory(p.memory)
+	if err != nil {
+		sh.close()
+		return nil, err
+	}
+	if err := sh.attachMemory(m, true); err != nil {
+		m.close()
+		sh.close()
+		return nil, err
+	}
+	sh.slot = m.b
+	return sh, nil
 }
 
 // Restore is Host.Restore into a pre-created VM.

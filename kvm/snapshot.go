@@ -301,12 +301,20 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 		sh.close()
 		return nil, err
 	}
-	mem, err := mapFileMemory(int(snap.f.Fd()), snap.memOff, snap.state.Memory)
+	var mem *memory
+	var err error
+	attached := sh.slot != nil && uint64(len(sh.slot)) == snap.state.Memory
+	if attached {
+		mem, err = mapFileMemoryAt(sh.slot, int(snap.f.Fd()), snap.memOff)
+		sh.slot = nil // now owned by mem
+	} else {
+		mem, err = mapFileMemory(int(snap.f.Fd()), snap.memOff, snap.state.Memory)
+	}
 	if err != nil {
 		sh.close()
 		return nil, err
 	}
-	g := &Guest{h: h, cfg: cfg, sh: sh, mem: mem, snap: snap}
+	g := &Guest{h: h, cfg: cfg, sh: sh, mem: mem, snap: snap, slotAttached: attached}
 	if err := g.loadSnapshot(); err != nil {
 		g.Close()
 		return nil, err
@@ -317,8 +325,10 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 // loadSnapshot attaches memory and puts vCPU and kernel into the snapshot's state.
 func (g *Guest) loadSnapshot() error {
 	s := &g.snap.state
-	if err := g.sh.attachMemory(g.mem, true); err != nil {
-		return err
+	if !g.slotAttached {
+		if err := g.sh.attachMemory(g.mem, true); err != nil {
+			return err
+		}
 	}
 	if err := g.sh.cpu.load(&s.Machine); err != nil {
 		return err

@@ -30,7 +30,7 @@ func echoSnapshot(t testing.TB, h *Host) *Snapshot {
 func TestSnapshotRestoreManyInParallel(t *testing.T) {
 	h := openHost(t)
 	snap := echoSnapshot(t, h)
-	pool := h.NewPool(context.Background(), 4)
+	pool := h.NewPool(context.Background(), 4, snap.Memory())
 	defer pool.Close()
 	const n = 16
 	var wg sync.WaitGroup

@@ -106,6 +106,9 @@ func (h *Host) Fingerprint() string { return h.fingerprint }
 type shell struct {
 	vmfd int
 	cpu  *vcpu
+	// slot, when set, is reserved host memory already installed as memory slot 0 with dirty
+	// logging: a restore of a snapshot of the same size maps the snapshot over it.
+	slot []byte
 }
 
 // newShell creates a VM and its vCPU with the host's CPUID.
@@ -148,6 +151,9 @@ func (s *shell) init(h *Host) error {
 
 func (s *shell) close() error {
 	var errs []error
+	if s.slot != nil {
+		errs = append(errs, unix.Munmap(s.slot))
+	}
 	if s.cpu != nil {
 		if s.cpu.runMap != nil {
 			errs = append(errs, unix.Munmap(s.cpu.runMap))
@@ -265,8 +271,10 @@ type Guest struct {
 	// lastExitSyscall: the last KVM_RUN ended at the stub's exit, whose completion KVM may still
 	// owe (on VMX it steps over `out` at the next KVM_RUN).
 	lastExitSyscall bool
-	dirtyLog        []uint64
-	closed          bool
+	// slotAttached: mem was mapped over a pooled shell's installed memory slot.
+	slotAttached bool
+	dirtyLog     []uint64
+	closed       bool
 }
 
 // New boots program (a static x86-64 ELF executable) in a fresh VM. The guest has not run yet:
