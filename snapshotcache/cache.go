@@ -54,6 +54,11 @@ type Image struct {
 	// compared, so a page written back to its old contents costs nothing. nil means "compare
 	// every page". Ignored for a root.
 	Dirty []uint64
+	// StateInImage asks for a composed image that starts with State, zero-padded to a page
+	// boundary, with the guest memory after it (at Snapshot.MemoryOffset). Use it when State is
+	// the header of the VMM's own snapshot file format (for package kvm, the file's bytes before
+	// its page-aligned memory): the composed image is then a complete snapshot file of that VMM.
+	StateInImage bool
 }
 
 // Bytes is guest memory already in this process (for example the VMM's mapping of guest RAM).
@@ -111,11 +116,15 @@ type Snapshot interface {
 	State() []byte
 	// Size is the guest memory size in bytes.
 	Size() int64
-	// Image returns a read-only file of exactly Size bytes whose contents are the full guest
-	// memory, composed from the lineage on first use and shared by every handle: map it with
-	// mmap(PROT_READ|PROT_WRITE, MAP_PRIVATE) and pages never written stay shared between all
-	// guests. The file belongs to the cache: do not Close it. It stays valid until Release; a
-	// mapping made from it stays valid after that too.
+	// MemoryOffset is where guest memory starts in the Image file: 0, or the page-rounded State
+	// length for a snapshot stored with Image.StateInImage.
+	MemoryOffset() int64
+	// Image returns a read-only file of MemoryOffset+Size bytes holding the full guest memory
+	// from MemoryOffset (preceded by State when stored with StateInImage), composed from the
+	// lineage on first use and shared by every handle: map it with mmap(PROT_READ|PROT_WRITE,
+	// MAP_PRIVATE) and pages never written stay shared between all guests. The file belongs to
+	// the cache: do not Close it. It stays valid until Release; a mapping made from it stays
+	// valid after that too.
 	Image(ctx context.Context) (*os.File, error)
 	// Release drops the reference. It is safe to call more than once; only the first counts.
 	Release()

@@ -181,10 +181,16 @@ func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
 	v := composeView(recs)
 	path := s.imagePath(e.id)
 	n, err := writeFileAtomic(s.imgDir(), path, false, func(f *os.File) (int64, error) {
-		if err := f.Truncate(e.size); err != nil {
+		if err := f.Truncate(e.memOff + e.size); err != nil {
 			return 0, err
 		}
-		return writeView(f, v)
+		if e.memOff > 0 {
+			if _, err := f.WriteAt(e.state, 0); err != nil {
+				return 0, err
+			}
+		}
+		n, err := writeView(f, v, e.memOff)
+		return n + e.memOff, err
 	})
 	if err != nil {
 		return nil, 0, err
@@ -196,14 +202,14 @@ func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
 	return f, n, nil
 }
 
-// writeView writes the view's data pages at their offsets, gathering consecutive pages into one
-// pwritev each, and returns the bytes written.
-func writeView(f *os.File, v *view) (int64, error) {
+// writeView writes the view's data pages at base plus their offsets, gathering consecutive pages
+// into one pwritev each, and returns the bytes written.
+func writeView(f *os.File, v *view, base int64) (int64, error) {
 	const maxIov = 1024
 	var total int64
 	iov := make([][]byte, 0, maxIov)
 	flush := func(first int) error {
-		off := int64(first) * PageSize
+		off := base + int64(first)*PageSize
 		for len(iov) > 0 {
 			n, err := unix.Pwritev(int(f.Fd()), iov, off)
 			if err != nil {

@@ -42,14 +42,16 @@
 //	offset  size  field
 //	0       8     magic "snapcach"
 //	8       4     format version, 1
-//	12      4     header length H = 40 + K + P + S + 8N
+//	12      4     header length H = 48 + K + P + S + 8N
 //	16      8     guest memory size in bytes (a multiple of 4096)
 //	24      4     N, the number of pages stored
 //	28      4     S, state length
 //	32      4     K, key length
 //	36      4     P, parent key length (0 for a root)
-//	40      K     key, canonical encoding
-//	40+K    P     parent key, canonical encoding
+//	40      4     flags: bit 0 set when the state blob leads the composed image (StateInImage)
+//	44      4     reserved, 0
+//	48      K     key, canonical encoding
+//	48+K    P     parent key, canonical encoding
 //	..      S     state blob
 //	..      8N    page numbers, strictly ascending, each below size/4096
 //	H       ..    zero padding to D = H rounded up to 4096
@@ -61,7 +63,10 @@
 // parent's composed image (a page the child zeroed is stored as zeros). The composed image of a
 // snapshot is its lineage overlaid root first, each page taken from the nearest snapshot that
 // stores it, zero elsewhere, cut to its size (a page of an ancestor beyond the size of any image
-// below it is zero).
+// below it is zero). The composed image file is that memory, from offset 0; or, for a snapshot
+// stored with StateInImage, the state blob zero-padded to a page boundary M followed by the
+// memory at M (Snapshot.MemoryOffset), so a VMM whose snapshot files are a header followed by
+// page-aligned memory can hand the composed image to its own snapshot loader unchanged.
 //
 // Records are written to a temporary file and renamed into place (fsynced first with
 // Config.Fsync). Each is verified in full (checksum, field consistency, file name against key)

@@ -19,8 +19,8 @@ import (
 func (s *Store) evict() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return
+	if s.closed || (s.memUsed <= s.cfg.MemoryBudget && s.disk <= s.cfg.DiskBudget) {
+		return // the common case, on every Release: nothing to scan
 	}
 	byID := make(map[string]*entry, len(s.entries))
 	for _, e := range s.entries {
@@ -128,7 +128,7 @@ func (s *Store) load(ctx context.Context) error {
 			return fmt.Errorf("snapshotcache: open: %w", err)
 		}
 		e := &entry{key: r.key, parentKey: r.parent, id: r.key.ID(), size: r.size, state: r.state, pages: r.pages,
-			recBytes: info.Size()}
+			recBytes: info.Size(), memOff: memOffset(r)}
 		all = append(all, loaded{e, info.ModTime().UnixNano()})
 		byKey[e.key] = e
 	}

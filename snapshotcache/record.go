@@ -14,9 +14,13 @@ const (
 	recordMagic   = "snapcach"
 	trailerMagic  = "SEND"
 	recordVersion = 1
-	fixedHeader   = 40
-	trailerSize   = 8
-	maxKeyBytes   = 4096
+	fixedHeader   = 48
+
+	// flagStateInImage: the composed image starts with the state blob, zero-padded to a page.
+	flagStateInImage = 1 << 0
+	knownFlags       = flagStateInImage
+	trailerSize      = 8
+	maxKeyBytes      = 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -28,6 +32,7 @@ type record struct {
 	state       []byte   // opaque VMM state
 	pages       []uint64 // page numbers, strictly ascending, each < size/PageSize
 	data        []byte   // len(pages)*PageSize bytes; page i's contents at i*PageSize
+	flags       uint32
 }
 
 // recordLimits bound what decodeRecord accepts, so a hostile file cannot make it allocate more
@@ -65,6 +70,7 @@ func writeRecord(w io.Writer, r *record) (int64, error) {
 	le.PutUint32(fixed[28:], uint32(len(r.state)))
 	le.PutUint32(fixed[32:], uint32(len(key)))
 	le.PutUint32(fixed[36:], uint32(len(parent)))
+	le.PutUint32(fixed[40:], r.flags)
 	bw.Write(fixed[:])
 	bw.Write(key)
 	bw.Write(parent)
@@ -120,7 +126,10 @@ func readRecord(src io.ReaderAt, fileSize int64, lim recordLimits, withData bool
 	slen := int64(le.Uint32(fixed[28:]))
 	klen := int64(le.Uint32(fixed[32:]))
 	plen := int64(le.Uint32(fixed[36:]))
+	flags := le.Uint32(fixed[40:])
 	switch {
+	case flags&^knownFlags != 0 || le.Uint32(fixed[44:]) != 0:
+		return nil, corrupt("unknown flags %#x or reserved word %#x", flags, le.Uint32(fixed[44:]))
 	case size <= 0 || size%PageSize != 0 || size > lim.maxSize:
 		return nil, corrupt("memory size %d", size)
 	case npages > size/PageSize:
@@ -183,7 +192,7 @@ func readRecord(src io.ReaderAt, fileSize int64, lim recordLimits, withData bool
 	if parent == key {
 		return nil, corrupt("%s is its own parent", key)
 	}
-	r := &record{key: key, parent: parent, size: size, data: data}
+	r := &record{key: key, parent: parent, size: size, data: data, flags: flags}
 	r.state = slices.Clone(p[klen+plen : klen+plen+slen])
 	pp := p[klen+plen+slen:]
 	r.pages = make([]uint64, npages)

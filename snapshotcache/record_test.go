@@ -16,6 +16,7 @@ func sampleRecord() *record {
 		size:   16 * PageSize,
 		state:  []byte("rip=0x401000 rsp=0x7ffff000"),
 		pages:  []uint64{0, 3, 15},
+		flags:  flagStateInImage,
 	}
 	r.data = make([]byte, 3*PageSize)
 	for i := range r.data {
@@ -47,7 +48,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.key != r.key || got.parent != r.parent || got.size != r.size || !bytes.Equal(got.state, r.state) ||
+		if got.key != r.key || got.parent != r.parent || got.size != r.size || !bytes.Equal(got.state, r.state) || got.flags != r.flags ||
 			!slices.Equal(got.pages, r.pages) {
 			t.Fatalf("decoded %+v, want %+v", got, r)
 		}
@@ -65,7 +66,8 @@ func TestRecordRoundTrip(t *testing.T) {
 func TestRecordEveryByteFlipDetected(t *testing.T) {
 	b := encodeRecord(t, sampleRecord())
 	regions := map[string]int{"magic": 2, "version": 8, "header length": 12, "size": 17, "page count": 24,
-		"state length": 28, "key length": 32, "parent length": 36, "key": 45, "parent": 70, "state": 100,
+		"state length": 28, "key length": 32, "parent length": 36, "flags": 41, "reserved": 46, "key": 50,
+		"parent": 80, "state": 100,
 		"page list": 130, "padding": 3000, "data": PageSize + 5000, "checksum": len(b) - 7, "trailer": len(b) - 2}
 	for name, off := range regions {
 		c := slices.Clone(b)

@@ -68,6 +68,7 @@ type entry struct {
 	pages          []uint64 // the record's own page numbers, ascending
 	recBytes       int64    // size of the record file
 	dataPages      int64    // data pages of the composed image
+	memOff         int64    // where memory starts in the composed image
 
 	parent    *entry
 	children  int
@@ -318,17 +319,28 @@ func (s *Store) prepare(key Key, img *Image) (*entry, error) {
 		return nil, err
 	}
 	r := &record{key: key, size: img.Size, state: slices.Clone(img.State), pages: pages, data: data}
+	if img.StateInImage {
+		r.flags |= flagStateInImage
+	}
 	if parent != nil {
 		r.parent = parent.key
 	}
 	e := &entry{key: key, parentKey: r.parent, id: key.ID(), size: r.size, state: r.state, pages: pages,
-		dataPages: dataPages, parent: parent, rec: r}
+		dataPages: dataPages, parent: parent, rec: r, memOff: memOffset(r)}
 	n, err := writeFileAtomic(s.snapDir(), s.recordPath(e.id), s.cfg.Fsync, func(f *os.File) (int64, error) { return writeRecord(f, r) })
 	if err != nil {
 		return nil, fmt.Errorf("snapshotcache: store %s: %w", key, err)
 	}
 	e.recBytes = n
 	return e, nil
+}
+
+// memOffset is where r's memory starts in its composed image.
+func memOffset(r *record) int64 {
+	if r.flags&flagStateInImage != 0 {
+		return roundPage(int64(len(r.state)))
+	}
+	return 0
 }
 
 // index adds e to the index and the budgets' accounts. s.mu is held.
@@ -535,6 +547,8 @@ func (h *handle) Key() Key      { return h.e.key }
 func (h *handle) Parent() Key   { return h.e.parentKey }
 func (h *handle) State() []byte { return h.e.state }
 func (h *handle) Size() int64   { return h.e.size }
+
+func (h *handle) MemoryOffset() int64 { return h.e.memOff }
 
 func (h *handle) Release() {
 	if h.released.Swap(true) {

@@ -65,6 +65,7 @@ func Run(t *testing.T, h Harness) {
 		{"Closed", testClosed},
 		{"MapPrivateIsolated", testMapPrivate},
 		{"TouchedPages", testTouched},
+		{"StateInImage", testStateInImage},
 		{"ConcurrentMixed", testConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -139,11 +140,22 @@ func checkImage(t testing.TB, h sc.Snapshot, want []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() != int64(len(want)) || h.Size() != int64(len(want)) {
-		t.Fatalf("image of %s: file %d bytes, Size %d, want %d", h.Key(), st.Size(), h.Size(), len(want))
+	off := h.MemoryOffset()
+	if st.Size() != off+int64(len(want)) || h.Size() != int64(len(want)) {
+		t.Fatalf("image of %s: file %d bytes, Size %d, memory offset %d, want %d bytes of memory", h.Key(), st.Size(), h.Size(), off, len(want))
+	}
+	if off != 0 {
+		prefix := make([]byte, off)
+		if _, err := f.ReadAt(prefix, 0); err != nil {
+			t.Fatal(err)
+		}
+		padded := append(slices.Clone(h.State()), make([]byte, off-int64(len(h.State())))...)
+		if !bytes.Equal(prefix, padded) {
+			t.Fatalf("image of %s: the %d bytes before memory are not the state zero-padded", h.Key(), off)
+		}
 	}
 	got := make([]byte, len(want))
-	if _, err := f.ReadAt(got, 0); err != nil && err != io.EOF {
+	if _, err := f.ReadAt(got, off); err != nil && err != io.EOF {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
@@ -172,7 +184,7 @@ func testRootRoundTrip(t *testing.T, h Harness) {
 	mem := memory(40, 1)
 	s := mustGet(t, c, rtKey, rootImage(mem, "registers"))
 	defer s.Release()
-	if s.Key() != rtKey || !s.Parent().IsZero() || string(s.State()) != "registers" {
+	if s.Key() != rtKey || !s.Parent().IsZero() || string(s.State()) != "registers" || s.MemoryOffset() != 0 {
 		t.Fatalf("handle: key %s parent %s state %q", s.Key(), s.Parent(), s.State())
 	}
 	checkImage(t, s, mem)
@@ -868,5 +880,46 @@ func testConcurrent(t *testing.T, h Harness) {
 	}
 	if st := c.Stats(); st.InUse != 0 {
 		t.Fatalf("InUse %d after all released", st.InUse)
+	}
+}
+
+// testStateInImage stores images whose composed file is a VMM snapshot file: the state (its
+// header) padded to a page, then memory. The layout survives a restart.
+func testStateInImage(t *testing.T, h Harness) {
+	dir := t.TempDir()
+	c := h.Open(t, dir, Budgets{})
+	mem := memory(16, 22)
+	hdr := bytes.Repeat([]byte("HDR"), 40)
+	mustGet(t, c, rtKey, func(context.Context) (*sc.Image, error) {
+		return &sc.Image{State: hdr, Memory: sc.Bytes(mem), Size: int64(len(mem)), StateInImage: true}, nil
+	}).Release()
+	child := derive(mem, []int{6}, 7)
+	big := bytes.Repeat([]byte{0xab}, page+1) // a header longer than a page
+	f := mustGet(t, c, fnKey, func(ctx context.Context) (*sc.Image, error) {
+		p, err := c.Lookup(ctx, rtKey)
+		if err != nil {
+			return nil, err
+		}
+		return &sc.Image{Parent: p, State: big, Memory: sc.Bytes(child), Size: int64(len(child)), StateInImage: true}, nil
+	})
+	if f.MemoryOffset() != 2*page {
+		t.Fatalf("MemoryOffset %d for a %d-byte state, want %d", f.MemoryOffset(), len(big), 2*page)
+	}
+	checkImage(t, f, child)
+	f.Release()
+	c.Close()
+	c = h.Open(t, dir, Budgets{})
+	defer c.Close()
+	for _, tc := range []struct {
+		k   sc.Key
+		mem []byte
+		off int64
+	}{{rtKey, mem, page}, {fnKey, child, 2 * page}} {
+		s := mustGet(t, c, tc.k, failBuild(t))
+		if s.MemoryOffset() != tc.off {
+			t.Fatalf("%s after restart: MemoryOffset %d, want %d", tc.k, s.MemoryOffset(), tc.off)
+		}
+		checkImage(t, s, tc.mem)
+		s.Release()
 	}
 }
