@@ -219,6 +219,12 @@ func TestSamples(t *testing.T) {
 				if len(r.Logs) != 10 || !r.LogsTruncated {
 					t.Fatalf("kept %d lines (truncated %v), want 10 of 99 bytes under a 1000-byte limit", len(r.Logs), r.LogsTruncated)
 				}
+				// A flood larger than the pipe buffer arrives whole and in its own activation
+				// (node queues pipe writes once the pipe is full; the markers must queue behind).
+				r, err = p.Run(ctxFor(t, 20*time.Second), runBody(map[string]any{"lines": 5000}), 1<<20)
+				if err != nil || len(r.Logs) != 5000 || r.LogsTruncated {
+					t.Fatalf("flood: err %v, %d lines, truncated %v", err, len(r.Logs), r.LogsTruncated)
+				}
 				// The flood of the previous run does not leak into this one.
 				r = mustRun(t, p, map[string]any{"lines": 3})
 				if len(r.Logs) != 3 || r.LogsTruncated {

@@ -60,11 +60,17 @@ function writeAll(fd, s) {
   }
 }
 
-// reply ends a step: markers on both log streams first (writes to pipes are synchronous in
-// Node on Linux), then one line on fd 3.
-function reply(line) {
-  writeAll(1, MARKER + '\n');
-  writeAll(2, MARKER + '\n');
+// written resolves once s, and everything written to stream before it, has reached the pipe.
+function written(stream, s) {
+  return new Promise((resolve) => stream.write(s, () => resolve()));
+}
+
+// reply ends a step: markers on both log streams first, then one line on fd 3. The markers go
+// through process.stdout/stderr, behind anything console.log queued (libuv queues pipe writes
+// once the pipe is full), and the reply waits until they are out.
+async function reply(line) {
+  await written(process.stdout, MARKER + '\n');
+  await written(process.stderr, MARKER + '\n');
   writeAll(3, line + '\n');
 }
 
@@ -239,17 +245,17 @@ async function loop() {
   } catch (e) {
     const text = e && e.plain ? e.message : `Initialization has failed due to: ${e && e.stack ? e.stack : e}`;
     if (!(e && e.plain)) console.error(text);
-    reply(JSON.stringify({ error: text }));
+    await reply(JSON.stringify({ error: text }));
     process.exit(1);
   }
-  reply('{"ok":true}');
+  await reply('{"ok":true}');
   for (;;) {
     const line = readLine();
     if (line === null) process.exit(0);
     let args;
-    try { args = JSON.parse(line); } catch (e) { reply(encode(400, { error: `invalid run line: ${e.message}` })); continue; }
+    try { args = JSON.parse(line); } catch (e) { await reply(encode(400, { error: `invalid run line: ${e.message}` })); continue; }
     const [status, body] = await runOne(fn, args);
-    reply(encode(status, body));
+    await reply(encode(status, body));
   }
 }
 

@@ -1,0 +1,447 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/snapinvoker/snapinvoker/activation"
+	"github.com/snapinvoker/snapinvoker/backend"
+)
+
+// samples are OpenWhisk-style sample actions shared with package runtimes.
+const samples = "../../runtimes/testdata"
+
+var kinds = []struct{ kind, dir, ext string }{
+	{"nodejs:20", "nodejs", ".js"},
+	{"python:3.11", "python", ".py"},
+}
+
+// requireRunc fails (never skips) when the host cannot run the runc engine.
+func requireRunc(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("the runc engine tests need root (uid %d)", os.Geteuid())
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Fatalf("runc is required: run scripts/install-deps.sh (%v)", err)
+	}
+	for _, p := range []string{"/usr/bin/node", "/usr/bin/python3"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s is required: run scripts/install-deps.sh (%v)", p, err)
+		}
+	}
+}
+
+func newRuncDriver(t testing.TB, opts map[string]string) *Driver {
+	t.Helper()
+	requireRunc(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := map[string]string{"proxy": self, "api-host": "https://api.example:443"}
+	for k, v := range opts {
+		o[k] = v
+	}
+	d, err := New(context.Background(), backend.Config{DataDir: t.TempDir(), Options: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func readSample(t testing.TB, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(samples, dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// initBody is the /init body of protocol spec §6.
+func initBody(code, main string, binary bool) []byte {
+	b, _ := json.Marshal(map[string]any{"value": map[string]any{
+		"name": "sample", "main": main, "binary": binary, "code": code,
+		"env": map[string]string{"__OW_NAMESPACE": "guest", "__OW_ACTION_NAME": "/guest/sample", "__OW_API_KEY": "uuid:key"},
+	}})
+	return b
+}
+
+// runBody is the /run body of protocol spec §6.
+func runBody(value any) []byte {
+	b, _ := json.Marshal(map[string]any{"value": value, "api_key": "uuid:key", "namespace": "guest",
+		"action_name": "/guest/sample", "action_version": "0.0.1", "activation_id": "c5a6e53a9e5c4f6ba6e53a9e5c2f6b11",
+		"transaction_id": "Qh4mkwSdfjYbEDaP9CHz8vLy1TuoN2xR", "deadline": "1717171777301"})
+	return b
+}
+
+func start(t testing.TB, d *Driver, kind string, memory int64) backend.Instance {
+	t.Helper()
+	in, err := d.Start(context.Background(), backend.StartSpec{Kind: kind, Memory: memory})
+	if err != nil {
+		t.Fatalf("start %s: %v", kind, err)
+	}
+	t.Cleanup(func() { in.Destroy(context.Background()) })
+	return in
+}
+
+func doInit(t testing.TB, in backend.Instance, code, main string, binary bool, timeout time.Duration) backend.Result {
+	t.Helper()
+	r, err := in.Init(context.Background(), backend.InitRequest{
+		Action: backend.Action{LogLimit: 10 << 20}, Body: initBody(code, main, binary), Deadline: time.Now().Add(timeout)})
+	if err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	return r
+}
+
+func mustInit(t testing.TB, in backend.Instance, code, main string) {
+	t.Helper()
+	r := doInit(t, in, code, main, false, 30*time.Second)
+	if r.Outcome.Failure != activation.NoFailure || r.Outcome.Status != 200 {
+		t.Fatalf("init: %v %d %s", r.Outcome.Failure, r.Outcome.Status, r.Outcome.Body)
+	}
+}
+
+func doRun(t testing.TB, in backend.Instance, value any, timeout time.Duration, logLimit, maxResponse int64) backend.Result {
+	t.Helper()
+	r, err := in.Run(context.Background(), backend.RunRequest{ActivationID: "c5a6e53a9e5c4f6ba6e53a9e5c2f6b11",
+		Body: runBody(value), Deadline: time.Now().Add(timeout), LogLimit: logLimit, MaxResponse: maxResponse})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return r
+}
+
+func wantJSON(t testing.TB, got []byte, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("body %q is not JSON: %v", got, err)
+	}
+	json.Unmarshal([]byte(want), &w)
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if !bytes.Equal(gb, wb) {
+		t.Fatalf("body %s, want %s", gb, wb)
+	}
+}
+
+func texts(r backend.Result) []string {
+	var s []string
+	for _, l := range r.Logs {
+		s = append(s, l.Stream+":"+l.Text)
+	}
+	return s
+}
+
+func TestRuncSamples(t *testing.T) {
+	d := newRuncDriver(t, nil)
+	for _, k := range kinds {
+		t.Run(k.dir, func(t *testing.T) {
+			t.Parallel()
+			t.Run("hello, then warm reuse with per-activation logs", func(t *testing.T) {
+				in := start(t, d, k.kind, 256<<20)
+				mustInit(t, in, readSample(t, k.dir, "hello"+k.ext), "main")
+				for _, name := range []string{"World", "Again"} {
+					r := doRun(t, in, map[string]any{"name": name}, 30*time.Second, 1<<20, 0)
+					if r.Outcome.Failure != activation.NoFailure || r.Outcome.Status != 200 {
+						t.Fatalf("%v %d %s", r.Outcome.Failure, r.Outcome.Status, r.Outcome.Body)
+					}
+					wantJSON(t, r.Outcome.Body, fmt.Sprintf(`{"greeting":"Hello, %s!"}`, name))
+					if got := texts(r); len(got) != 1 || got[0] != "stdout:hello called for "+name {
+						t.Fatalf("logs %q", got)
+					}
+				}
+			})
+			t.Run("results", func(t *testing.T) {
+				for _, c := range []struct{ file, params, want string }{
+					{"echo", `{"a":[1,"two",null],"b":{"c":true}}`, `{"a":[1,"two",null],"b":{"c":true}}`},
+					{"array", `{}`, `[1,2,3]`},
+					{"apperror", `{}`, `{"error":"bad input"}`},
+					{"unicode", `{"delimiter":"❄"}`, `{"winter":"❄ ☃ ❄"}`},
+				} {
+					in := start(t, d, k.kind, 128<<20)
+					mustInit(t, in, readSample(t, k.dir, c.file+k.ext), "main")
+					r := doRun(t, in, json.RawMessage(c.params), 30*time.Second, 1<<20, 0)
+					if r.Outcome.Status != 200 {
+						t.Fatalf("%s: status %d", c.file, r.Outcome.Status)
+					}
+					wantJSON(t, r.Outcome.Body, c.want)
+					if c.file == "unicode" {
+						if got := texts(r); len(got) != 1 || got[0] != "stdout:❄ ☃ ❄" {
+							t.Fatalf("unicode logs %q", got)
+						}
+					}
+				}
+			})
+			t.Run("context environment", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				mustInit(t, in, readSample(t, k.dir, "context"+k.ext), "main")
+				r := doRun(t, in, map[string]any{}, 30*time.Second, 1<<20, 0)
+				wantJSON(t, r.Outcome.Body, `{"api_host":"https://api.example:443","api_key":"uuid:key","namespace":"guest",
+					"action_name":"/guest/sample","action_version":"0.0.1","activation_id":"c5a6e53a9e5c4f6ba6e53a9e5c2f6b11",
+					"deadline":"1717171777301","transaction_id":"Qh4mkwSdfjYbEDaP9CHz8vLy1TuoN2xR"}`)
+			})
+			t.Run("sleep past the deadline", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				mustInit(t, in, readSample(t, k.dir, "sleep"+k.ext), "main")
+				r := doRun(t, in, map[string]any{"ms": 60000}, 500*time.Millisecond, 1<<20, 0)
+				if r.Outcome.Failure != activation.FailureTimeout {
+					t.Fatalf("failure %v, want timeout", r.Outcome.Failure)
+				}
+			})
+			t.Run("init failure", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				r := doInit(t, in, readSample(t, k.dir, "initfail"+k.ext), "main", false, 30*time.Second)
+				var body struct{ Error string }
+				if r.Outcome.Failure != activation.NoFailure || r.Outcome.Status != 502 || json.Unmarshal(r.Outcome.Body, &body) != nil || !strings.Contains(body.Error, "SyntaxError") {
+					t.Fatalf("%v %d %s", r.Outcome.Failure, r.Outcome.Status, r.Outcome.Body)
+				}
+				if !strings.Contains(strings.Join(texts(r), "\n"), "SyntaxError") {
+					t.Fatalf("init failure logs %q lack the error", texts(r))
+				}
+			})
+			t.Run("init that never finishes", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				r := doInit(t, in, readSample(t, k.dir, "initforever"+k.ext), "main", false, 700*time.Millisecond)
+				if r.Outcome.Failure != activation.FailureTimeout {
+					t.Fatalf("failure %v, want timeout", r.Outcome.Failure)
+				}
+			})
+			t.Run("exit during run", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				mustInit(t, in, readSample(t, k.dir, "exit"+k.ext), "main")
+				r := doRun(t, in, map[string]any{}, 30*time.Second, 1<<20, 0)
+				if r.Outcome.Failure != activation.FailureExited {
+					t.Fatalf("failure %v status %d, want exited", r.Outcome.Failure, r.Outcome.Status)
+				}
+			})
+			t.Run("oversized result is truncated", func(t *testing.T) {
+				in := start(t, d, k.kind, 256<<20)
+				mustInit(t, in, readSample(t, k.dir, "bigresult"+k.ext), "main")
+				size := (1 << 20) + 4096
+				r := doRun(t, in, map[string]any{"size": size}, 30*time.Second, 1<<20, 1<<20)
+				if r.Outcome.Status != 200 || len(r.Outcome.Body) != 1<<20 || r.Outcome.Length != size+len(`{"s":""}`) {
+					t.Fatalf("status %d kept %d of %d", r.Outcome.Status, len(r.Outcome.Body), r.Outcome.Length)
+				}
+				if !bytes.HasPrefix(r.Outcome.Body, []byte(`{"s":"xxxx`)) {
+					t.Fatalf("prefix %q", r.Outcome.Body[:16])
+				}
+			})
+			t.Run("log flood past the limit", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				mustInit(t, in, readSample(t, k.dir, "logflood"+k.ext), "main")
+				r := doRun(t, in, map[string]any{"lines": 3000}, 30*time.Second, 10_000, 0)
+				if r.Outcome.Status != 200 || !r.LogsTruncated || len(r.Logs) != 101 {
+					t.Fatalf("status %d truncated %v lines %d; want 101 lines of 99 bytes under 10000", r.Outcome.Status, r.LogsTruncated, len(r.Logs))
+				}
+				r = doRun(t, in, map[string]any{"lines": 2}, 30*time.Second, 10_000, 0)
+				if r.LogsTruncated || len(r.Logs) != 2 {
+					t.Fatalf("next activation: truncated %v lines %d: %v %d %s", r.LogsTruncated, len(r.Logs), r.Outcome.Failure, r.Outcome.Status, r.Outcome.Body)
+				}
+			})
+			t.Run("memory limit", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				mustInit(t, in, readSample(t, k.dir, "memhog"+k.ext), "main")
+				r := doRun(t, in, map[string]any{"mb": 8}, 30*time.Second, 1<<20, 0)
+				wantJSON(t, r.Outcome.Body, `{"allocated":8}`)
+				r = doRun(t, in, map[string]any{"mb": 400}, 60*time.Second, 1<<20, 0)
+				if r.Outcome.Failure != activation.FailureOOM {
+					t.Fatalf("failure %v status %d body %s, want oom", r.Outcome.Failure, r.Outcome.Status, r.Outcome.Body)
+				}
+			})
+		})
+	}
+}
+
+func TestRuncPrewarmPauseResume(t *testing.T) {
+	d := newRuncDriver(t, nil)
+	in := start(t, d, "python:3.11", 128<<20)
+	p := in.(backend.Pauser)
+	if err := p.Pause(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustInit(t, in, readSample(t, "python", "echo.py"), "main")
+	if err := p.Pause(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := doRun(t, in, map[string]any{"x": 1}, 30*time.Second, 1<<20, 0)
+	wantJSON(t, r.Outcome.Body, `{"x":1}`)
+	used, err := in.(backend.MemoryReporter).MemoryUsed()
+	if err != nil || used <= 0 || used > 128<<20 {
+		t.Fatalf("memory used %d, %v", used, err)
+	}
+	// A second /init is refused as the runtimes do.
+	r = doInit(t, in, readSample(t, "python", "echo.py"), "main", false, 10*time.Second)
+	if r.Outcome.Status != 403 {
+		t.Fatalf("second init: status %d", r.Outcome.Status)
+	}
+	// A paused instance can be destroyed.
+	if err := p.Pause(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Destroy(context.Background()); err != nil {
+		t.Fatalf("second destroy: %v", err)
+	}
+	if _, err := in.Run(context.Background(), backend.RunRequest{Body: runBody(nil), Deadline: time.Now().Add(time.Second)}); !errors.Is(err, backend.ErrPlatform) {
+		t.Fatalf("run after destroy: %v", err)
+	}
+}
+
+func TestRuncDestroyDuringRun(t *testing.T) {
+	d := newRuncDriver(t, nil)
+	in := start(t, d, "nodejs:20", 128<<20)
+	mustInit(t, in, readSample(t, "nodejs", "sleep.js"), "main")
+	var wg sync.WaitGroup
+	var r backend.Result
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r = doRun(t, in, map[string]any{"ms": 60000}, 60*time.Second, 1<<20, 0)
+	}()
+	time.Sleep(200 * time.Millisecond) // let the run reach the action; not an assertion
+	if err := in.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if r.Outcome.Failure != activation.FailureExited {
+		t.Fatalf("failure %v, want exited", r.Outcome.Failure)
+	}
+}
+
+// TestRuncIsolation checks what the action sees: its user, its limits, the host's secrets, the
+// network of each mode.
+func TestRuncIsolation(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	code := fmt.Sprintf(`
+import os, resource, socket
+def main(args):
+    out = {"uid": os.getuid(), "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE))}
+    try:
+        open("/etc/shadow").read(1)
+        out["shadow"] = "readable"
+    except OSError as e:
+        out["shadow"] = type(e).__name__
+    try:
+        open("/usr/evil", "w")
+        out["usr"] = "writable"
+    except OSError as e:
+        out["usr"] = type(e).__name__
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", %d))
+        out["host"] = "reached"
+    except OSError as e:
+        out["host"] = "unreachable"
+    return out
+`, port)
+	for _, c := range []struct{ network, host string }{{NetworkLoopback, "unreachable"}, {NetworkHost, "reached"}} {
+		t.Run(c.network, func(t *testing.T) {
+			d := newRuncDriver(t, map[string]string{"network": c.network})
+			in := start(t, d, "python:3.11", 128<<20)
+			mustInit(t, in, code, "main")
+			r := doRun(t, in, map[string]any{}, 30*time.Second, 1<<20, 0)
+			wantJSON(t, r.Outcome.Body, fmt.Sprintf(`{"uid":65534,"nofile":[1024,1024],"shadow":"PermissionError","usr":"OSError","host":%q}`, c.host))
+		})
+	}
+}
+
+func TestRuncNativeAndZip(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/gcc"); err != nil {
+		t.Fatalf("gcc is required: run scripts/install-deps.sh (%v)", err)
+	}
+	bin := filepath.Join(t.TempDir(), "echo")
+	if out, err := exec.Command("/usr/bin/gcc", "-static", "-O2", "-o", bin, filepath.Join(samples, "native", "echo.c")).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	exe, _ := os.ReadFile(bin)
+	d := newRuncDriver(t, nil)
+	t.Run("native executable", func(t *testing.T) {
+		in := start(t, d, "blackbox", 128<<20)
+		r := doInit(t, in, base64.StdEncoding.EncodeToString(exe), "main", true, 30*time.Second)
+		if r.Outcome.Status != 200 {
+			t.Fatalf("init %d %s", r.Outcome.Status, r.Outcome.Body)
+		}
+		r = doRun(t, in, map[string]any{"x": 1}, 30*time.Second, 1<<20, 0)
+		var got struct{ Echo struct{ Value map[string]any } }
+		if r.Outcome.Status != 200 || json.Unmarshal(r.Outcome.Body, &got) != nil || got.Echo.Value["x"] != 1.0 {
+			t.Fatalf("run %d %s", r.Outcome.Status, r.Outcome.Body)
+		}
+	})
+	t.Run("python zip", func(t *testing.T) {
+		in := start(t, d, "python:3.11", 128<<20)
+		zipped := zipOf(t, map[string]string{
+			"__main__.py": readSample(t, "python", "zipaction/__main__.py"),
+			"helper.py":   readSample(t, "python", "zipaction/helper.py"),
+		})
+		r := doInit(t, in, zipped, "main", true, 30*time.Second)
+		if r.Outcome.Status != 200 {
+			t.Fatalf("init %d %s", r.Outcome.Status, r.Outcome.Body)
+		}
+		r = doRun(t, in, map[string]any{"text": "zip"}, 30*time.Second, 1<<20, 0)
+		wantJSON(t, r.Outcome.Body, `{"shout":"ZIP!"}`)
+	})
+	t.Run("missing code", func(t *testing.T) {
+		in := start(t, d, "nodejs:20", 128<<20)
+		r := doInit(t, in, "", "main", false, 30*time.Second)
+		wantJSON(t, r.Outcome.Body, `{"error":"Missing main/no code to execute."}`)
+		if r.Outcome.Status != 403 {
+			t.Fatalf("status %d", r.Outcome.Status)
+		}
+	})
+}
+
+func TestBadSpecAndOptions(t *testing.T) {
+	d := newRuncDriver(t, nil)
+	if _, err := d.Start(context.Background(), backend.StartSpec{Kind: "swift:5.7", Memory: 1 << 20}); !errors.Is(err, backend.ErrUnsupported) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	if _, err := d.Start(context.Background(), backend.StartSpec{Kind: "nodejs:20"}); !errors.Is(err, backend.ErrPlatform) || !strings.Contains(err.Error(), "Memory") {
+		t.Fatalf("no memory: %v", err)
+	}
+	for k, v := range map[string]string{"network": "bridge", "nosuch": "1", "user-memory": "-1", "engine": "lxc", "cpus": "x"} {
+		_, err := parseOptions(map[string]string{k: v})
+		if !errors.Is(err, ErrBadOption) || !strings.Contains(err.Error(), k) {
+			t.Fatalf("option %s=%s: %v", k, v, err)
+		}
+	}
+}
