@@ -181,3 +181,60 @@ func TestStoreOpenChecksFileName(t *testing.T) {
 		t.Fatalf("misnamed record: a %v b %v stats %+v", present(c, a), present(c, b), c.Stats())
 	}
 }
+
+// A header-then-memory snapshot file (the layout package kvm writes) goes in through
+// ImageFromFile and comes back out of Image byte for byte, including after a child diff.
+func TestImageFromFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, hdr, mem []byte) *os.File {
+		p := filepath.Join(dir, name)
+		b := append(append(slices.Clone(hdr), make([]byte, 2*sc.PageSize-len(hdr))...), mem...)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	mem := pages(32, 3)
+	clear(mem[5*sc.PageSize : 9*sc.PageSize]) // holes
+	child := slices.Clone(mem)
+	child[20*sc.PageSize] ^= 0xff
+	rf, cf := file("rt.snap", []byte("SNAPKVM1 runtime header"), mem), file("fn.snap", []byte("SNAPKVM1 function header"), child)
+
+	c := openStore(t, filepath.Join(dir, "cache"), cachetest.Budgets{})
+	defer c.Close()
+	rk, fk := sc.RuntimeKey("blackbox", "b"), sc.FunctionKey("a", "1", "d")
+	get(t, c, rk, func(context.Context) (*sc.Image, error) { return sc.ImageFromFile(rf, 2*sc.PageSize) }).Release()
+	h := get(t, c, fk, func(ctx context.Context) (*sc.Image, error) {
+		img, err := sc.ImageFromFile(cf, 2*sc.PageSize)
+		if err != nil {
+			return nil, err
+		}
+		if img.Parent, err = c.Lookup(ctx, rk); err != nil {
+			return nil, err
+		}
+		return img, nil
+	})
+	defer h.Release()
+	f, err := h.Image(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(f.Name())
+	want, _ := os.ReadFile(cf.Name())
+	if !slices.Equal(got, want) {
+		t.Fatal("composed image is not the VMM's snapshot file")
+	}
+	if st := c.Stats(); st.BytesPrivate != (32-4+1)*sc.PageSize {
+		t.Fatalf("BytesPrivate %d: want the runtime's 28 data pages and the function's 1", st.BytesPrivate)
+	}
+	for _, off := range []int64{-sc.PageSize, 100, 2 * sc.PageSize * 100} {
+		if _, err := sc.ImageFromFile(rf, off); !errors.Is(err, sc.ErrInvalid) {
+			t.Errorf("memOffset %d: %v, want ErrInvalid", off, err)
+		}
+	}
+}
