@@ -1,8 +1,6 @@
 package activation
 
-import (
-	"encoding/json"
-)
+import ()
 
 // AckKind tells the three acknowledgement messages apart.
 type AckKind int
@@ -58,9 +56,9 @@ type AckResponse struct {
 // MarshalJSON writes the activation, or the id string when shrunk.
 func (r AckResponse) MarshalJSON() ([]byte, error) {
 	if r.Activation != nil {
-		return json.Marshal(r.Activation)
+		return Marshal(r.Activation)
 	}
-	return json.Marshal(string(r.ID))
+	return Marshal(string(r.ID))
 }
 
 // NewAck builds an ack of the given kind for activation a. IsSystemError is the activation's
@@ -107,19 +105,19 @@ func (a Ack) Shrink() Ack {
 func (a Ack) MarshalJSON() ([]byte, error) {
 	switch a.Kind {
 	case CompletionAck:
-		return json.Marshal(struct {
+		return Marshal(struct {
 			TransID       TransactionID     `json:"transid"`
 			ActivationID  ActivationID      `json:"activationId"`
 			IsSystemError *bool             `json:"isSystemError,omitempty"`
 			Instance      InvokerInstanceID `json:"instance"`
 		}{a.TransID, a.ActivationID, a.IsSystemError, a.Instance})
 	case ResultAck:
-		return json.Marshal(struct {
+		return Marshal(struct {
 			TransID  TransactionID `json:"transid"`
 			Response AckResponse   `json:"response"`
 		}{a.TransID, a.Response})
 	default:
-		return json.Marshal(struct {
+		return Marshal(struct {
 			TransID       TransactionID     `json:"transid"`
 			Response      AckResponse       `json:"response"`
 			IsSystemError *bool             `json:"isSystemError,omitempty"`
@@ -164,6 +162,9 @@ func DecodeAck(data []byte) (*Ack, error) {
 	} else {
 		v, ok := o.get("response")
 		if !ok {
+			if a.Kind == ResultAck {
+				return nil, r.fail("response", nil, "is required but missing (an acknowledgement has 'response' (ResultMessage), 'instance' (CompletionMessage) or both (CombinedCompletionAndResultMessage))")
+			}
 			return nil, o.missing("response")
 		}
 		switch jsonType(v) {

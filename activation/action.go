@@ -151,9 +151,9 @@ func (c *Code) InlineBytes() ([]byte, error) {
 // MarshalJSON writes the string or the attachment object.
 func (c Code) MarshalJSON() ([]byte, error) {
 	if c.Attachment == nil {
-		return json.Marshal(c.Text)
+		return Marshal(c.Text)
 	}
-	return json.Marshal(c.Attachment)
+	return Marshal(c.Attachment)
 }
 
 // ActionLimits are an action's limits: timeout (ms) and memory (MB) are required; logs (MB),
@@ -184,7 +184,7 @@ func (l ActionLimits) MaxConcurrent(std int64) int64 {
 
 // MarshalJSON writes the limits as stored.
 func (l ActionLimits) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Timeout     int64  `json:"timeout"`
 		Memory      int64  `json:"memory"`
 		Logs        *int64 `json:"logs,omitempty"`
@@ -208,12 +208,12 @@ func (e Exec) MarshalJSON() ([]byte, error) {
 		for i, c := range e.Components {
 			comps[i] = c.QualifiedName()
 		}
-		return json.Marshal(struct {
+		return Marshal(struct {
 			Kind       string   `json:"kind"`
 			Components []string `json:"components"`
 		}{e.Kind, comps})
 	case KindBlackbox:
-		return json.Marshal(struct {
+		return Marshal(struct {
 			Kind   string `json:"kind"`
 			Image  string `json:"image"`
 			Binary bool   `json:"binary"`
@@ -244,7 +244,7 @@ func (e Exec) MarshalJSON() ([]byte, error) {
 
 // MarshalJSON writes the document.
 func (d ActionDocument) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		ID          string                     `json:"_id,omitempty"`
 		Rev         string                     `json:"_rev,omitempty"`
 		EntityType  string                     `json:"entityType,omitempty"`

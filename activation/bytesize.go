@@ -99,7 +99,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 }
 
 // MarshalJSON writes the string form.
-func (b ByteSize) MarshalJSON() ([]byte, error) { return json.Marshal(b.String()) }
+func (b ByteSize) MarshalJSON() ([]byte, error) { return Marshal(b.String()) }
 
 // UnmarshalJSON reads the string form.
 func (b *ByteSize) UnmarshalJSON(raw []byte) error {

@@ -49,7 +49,7 @@ func (e EventMessage) MarshalJSON() ([]byte, error) {
 	if e.Metric != nil {
 		body = e.Metric
 	}
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Source    string `json:"source"`
 		Body      any    `json:"body"`
 		Subject   string `json:"subject"`

@@ -114,7 +114,7 @@ func (t TransactionID) MarshalJSON() ([]byte, error) {
 
 func (t TransactionID) canonical() []byte {
 	var b bytes.Buffer
-	idj, _ := json.Marshal(t.ID)
+	idj, _ := Marshal(t.ID)
 	b.WriteByte('[')
 	b.Write(idj)
 	b.WriteByte(',')
@@ -245,7 +245,7 @@ func (v SemVer) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Mino
 func (v SemVer) IsZero() bool { return v == SemVer{} }
 
 // MarshalJSON writes the version string.
-func (v SemVer) MarshalJSON() ([]byte, error) { return json.Marshal(v.String()) }
+func (v SemVer) MarshalJSON() ([]byte, error) { return Marshal(v.String()) }
 
 func (o obj) semver(name string, required bool) (SemVer, bool, error) {
 	s, ok, err := o.str(name, required)
@@ -291,7 +291,7 @@ func (f FullyQualifiedEntityName) MarshalJSON() ([]byte, error) {
 		Version *SemVer `json:"version,omitempty"`
 		Binding string  `json:"binding,omitempty"`
 	}
-	return json.Marshal(wire{f.Path, f.Name, f.Version, f.Binding})
+	return Marshal(wire{f.Path, f.Name, f.Version, f.Binding})
 }
 
 // parseQualifiedName reads "ns/pkg/name" or "/ns/name": at least two segments, the last is the name.
@@ -379,7 +379,7 @@ func (c ControllerInstanceID) Topic() string { return "completed" + c.AsString }
 
 // MarshalJSON writes {"asString":…, "instanceType":"controller"}.
 func (c ControllerInstanceID) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		AsString     string `json:"asString"`
 		InstanceType string `json:"instanceType"`
 	}{c.AsString, "controller"})

@@ -1,7 +1,6 @@
 package activation
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -45,7 +44,7 @@ func (i InvokerInstanceID) MarshalJSON() ([]byte, error) {
 	if w.DedicatedNamespaces == nil {
 		w.DedicatedNamespaces = []string{}
 	}
-	return json.Marshal(w)
+	return Marshal(w)
 }
 
 // DecodeInvokerInstanceID reads an InvokerInstanceId document. Errors are *FieldError

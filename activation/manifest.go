@@ -1,7 +1,6 @@
 package activation
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -97,7 +96,7 @@ func (s StemCell) MarshalJSON() ([]byte, error) {
 	if s.Reactive != nil {
 		m["reactive"] = s.Reactive
 	}
-	return json.Marshal(m)
+	return Marshal(m)
 }
 
 // ReactiveConfig adjusts a stem cell's count to recent cold starts (protocol §7).
@@ -116,7 +115,7 @@ func (c ReactiveConfig) MarshalJSON() ([]byte, error) {
 	if ttl == "" {
 		ttl = strconv.FormatInt(c.TTL.Milliseconds(), 10) + " milliseconds"
 	}
-	return json.Marshal(struct {
+	return Marshal(struct {
 		MinCount  int    `json:"minCount"`
 		MaxCount  int    `json:"maxCount"`
 		TTL       string `json:"ttl"`
@@ -127,7 +126,7 @@ func (c ReactiveConfig) MarshalJSON() ([]byte, error) {
 
 // MarshalJSON writes one kind; optional flags only when they were given.
 func (k RuntimeKind) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Kind            string        `json:"kind"`
 		Default         *bool         `json:"default,omitempty"`
 		Image           ImageName     `json:"image"`
@@ -145,7 +144,7 @@ func (m *Manifest) MarshalJSON() ([]byte, error) {
 	if bb == nil {
 		bb = []ImageName{}
 	}
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Runtimes   map[string][]RuntimeKind `json:"runtimes"`
 		Blackboxes []ImageName              `json:"blackboxes"`
 	}{m.Families, bb})

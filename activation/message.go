@@ -118,7 +118,7 @@ func (m ActivationMessage) MarshalJSON() ([]byte, error) {
 	if w.LockedArgs == nil {
 		w.LockedArgs = map[string]string{}
 	}
-	return json.Marshal(w)
+	return Marshal(w)
 }
 
 // MarshalJSON writes the identity.
@@ -137,7 +137,7 @@ func (id Identity) MarshalJSON() ([]byte, error) {
 	if w.Rights == nil {
 		w.Rights = []string{}
 	}
-	return json.Marshal(w)
+	return Marshal(w)
 }
 
 // DecodeActivationMessage reads one Kafka record from invoker<N>.

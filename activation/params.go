@@ -32,7 +32,7 @@ func (p Parameter) MarshalJSON() ([]byte, error) {
 	if v == nil {
 		v = json.RawMessage("null")
 	}
-	return json.Marshal(wire{p.Key, v, p.Init, p.Encryption})
+	return Marshal(wire{p.Key, v, p.Init, p.Encryption})
 }
 
 // MarshalJSON writes the list ([] when empty).
@@ -40,7 +40,7 @@ func (ps Parameters) MarshalJSON() ([]byte, error) {
 	if ps == nil {
 		return []byte("[]"), nil
 	}
-	return json.Marshal([]Parameter(ps))
+	return Marshal([]Parameter(ps))
 }
 
 // Get returns the value of key (the last one if repeated) and whether it exists.
@@ -120,7 +120,7 @@ func (ps Parameters) With(key string, value json.RawMessage) Parameters {
 }
 
 func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
+	b, err := Marshal(v)
 	if err != nil {
 		panic(err) // only called with values that always marshal
 	}

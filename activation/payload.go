@@ -29,7 +29,7 @@ func (r InitRequest) MarshalJSON() ([]byte, error) {
 		Code   *string           `json:"code,omitempty"`
 		Env    map[string]string `json:"env,omitempty"`
 	}
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Value value `json:"value"`
 	}{value{r.Name, r.Main, r.Binary, r.Code, r.Env}})
 }
@@ -51,7 +51,7 @@ func (r RunRequest) MarshalJSON() ([]byte, error) {
 		m[k] = v
 	}
 	m["value"] = r.Value
-	return json.Marshal(m)
+	return Marshal(m)
 }
 
 // Invocation is what both bodies are built from.
@@ -129,7 +129,7 @@ func (in Invocation) arguments() (initEnv map[string]json.RawMessage, value json
 			}
 		}
 	}
-	value, err = json.Marshal(fields)
+	value, err = Marshal(fields)
 	return initEnv, value, err
 }
 

@@ -1,7 +1,5 @@
 package activation
 
-import "encoding/json"
-
 // PingMessage is the invoker's health ping on the health topic (protocol §4). The instance
 // travels under the JSON name "name".
 type PingMessage struct {
@@ -20,7 +18,7 @@ func (p PingMessage) Enabled() bool { return p.IsEnabled == nil || *p.IsEnabled 
 
 // MarshalJSON writes {"name": …, "isEnabled": …}.
 func (p PingMessage) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		Name      InvokerInstanceID `json:"name"`
 		IsEnabled *bool             `json:"isEnabled,omitempty"`
 	}{p.Instance, p.IsEnabled})

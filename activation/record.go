@@ -98,7 +98,7 @@ func WhiskError(msg string) ActivationResponse {
 
 // MarshalJSON writes {statusCode, result?, size?}.
 func (r ActivationResponse) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		StatusCode int             `json:"statusCode"`
 		Result     json.RawMessage `json:"result,omitempty"`
 		Size       *int            `json:"size,omitempty"`
@@ -177,7 +177,7 @@ func (a WhiskActivation) wire() activationWire {
 }
 
 // MarshalJSON writes the record as carried in acks (no document fields).
-func (a WhiskActivation) MarshalJSON() ([]byte, error) { return json.Marshal(a.wire()) }
+func (a WhiskActivation) MarshalJSON() ([]byte, error) { return Marshal(a.wire()) }
 
 // WithoutLogs returns a copy with logs [] (the form of a ResultMessage sent before log collection).
 func (a WhiskActivation) WithoutLogs() WhiskActivation {
@@ -204,7 +204,7 @@ func (a WhiskActivation) Stored(updated int64) StoredActivation {
 
 // MarshalJSON writes the document: _id, _rev (if set), entityType, updated and the record.
 func (s StoredActivation) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
+	return Marshal(struct {
 		ID         string `json:"_id"`
 		Rev        string `json:"_rev,omitempty"`
 		EntityType string `json:"entityType"`
@@ -245,7 +245,7 @@ func (a WhiskActivation) ExtendedJSON() ([]byte, error) {
 		}
 		e.Duration = &d
 	}
-	return json.Marshal(e)
+	return Marshal(e)
 }
 
 // DecodeWhiskActivation reads a record in its ack form (document fields, if any, are ignored).
