@@ -12,6 +12,8 @@ import (
 // cpuControl is what the library OS may change in the vCPU besides the general registers.
 type cpuControl interface {
 	setFSBase(v uint64) error
+	// readTSC reads the guest's time-stamp counter and its frequency in kHz.
+	readTSC() (tsc, khz uint64, err error)
 }
 
 // kernel is the library OS of one guest: the VMM-side state of the program (its heap, mappings,

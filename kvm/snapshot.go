@@ -160,6 +160,11 @@ func (g *Guest) WriteSnapshot(path string) error {
 	if err := g.writeMemory(tmp, memOff); err != nil {
 		return fmt.Errorf("kvm: write snapshot %s: %w", path, err)
 	}
+	// The clock page is this host's calibration: a restored guest starts without one (mode 0)
+	// and calibrates at its first clock call.
+	if _, err := tmp.WriteAt(make([]byte, vvarSize), memOff+vvarAddr); err != nil {
+		return fmt.Errorf("kvm: write snapshot %s: %w", path, err)
+	}
 	if err := tmp.Truncate(memOff + int64(g.mem.size())); err != nil {
 		return fmt.Errorf("kvm: write snapshot %s: %w", path, err)
 	}

@@ -58,6 +58,9 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 		defer t.Stop()
 	}
 
+	if g.k.clockPublished() {
+		g.k.publishClock(true)
+	}
 	if g.pending {
 		if ex, done := g.serve(g.lastExitSyscall); done {
 			return g.finish(ex), nil
