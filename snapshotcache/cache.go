@@ -73,7 +73,8 @@ func (b Bytes) ReadAt(p []byte, off int64) (int, error) {
 // BuildFunc creates the snapshot for a key on a miss. It returns the image to store, or an
 // error that Get returns unchanged (wrapped) to every caller waiting on this build. ctx is the
 // context of the Get that runs the build; if the build fails because that context ended, other
-// waiters whose contexts are live retry, and one of them runs the build again.
+// waiters whose contexts are live retry, and one of them runs the build again. A build may Get
+// other keys (its parent) but never its own: it would wait for itself.
 type BuildFunc func(ctx context.Context) (*Image, error)
 
 // Cache stores snapshots with their lineage, hands out counted references to them and

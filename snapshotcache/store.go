@@ -243,8 +243,10 @@ func (s *Store) lead(ctx context.Context, key Key, build BuildFunc, f *flight) (
 	if err == nil {
 		e, err = s.prepare(key, img)
 	}
+	// img.Parent is ours since build returned. It is released only after the child is indexed
+	// (which makes it the parent of a cached snapshot), so it cannot be evicted in between.
 	if img != nil && img.Parent != nil {
-		img.Parent.Release() // ours since build returned; held until the child was written
+		defer img.Parent.Release()
 	}
 	s.mu.Lock()
 	delete(s.flights, key)
