@@ -402,7 +402,9 @@ func TestRuncNativeAndZip(t *testing.T) {
 			t.Fatalf("init %d %s", r.Outcome.Status, r.Outcome.Body)
 		}
 		r = doRun(t, in, map[string]any{"x": 1}, 30*time.Second, 1<<20, 0)
-		var got struct{ Echo struct{ Value map[string]any } }
+		var got struct {
+			Echo struct{ Value map[string]any }
+		}
 		if r.Outcome.Status != 200 || json.Unmarshal(r.Outcome.Body, &got) != nil || got.Echo.Value["x"] != 1.0 {
 			t.Fatalf("run %d %s", r.Outcome.Status, r.Outcome.Body)
 		}
