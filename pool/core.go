@@ -160,6 +160,7 @@ func (c *Core) Stats() Stats {
 		Instances: len(c.insts), Idle: c.idle.Len()}
 	for _, ce := range c.cells {
 		s.Prewarmed += ce.count
+		s.Starting += ce.count - ce.prewarmed.Len()
 	}
 	return s
 }

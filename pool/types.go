@@ -239,9 +239,9 @@ type Stats struct {
 	UserMemory, InUse int64
 	// Running counts runs placed on an instance and not yet done; Buffered counts runs waiting.
 	Running, Buffered int
-	// Instances counts live instances: Prewarmed of them are stem cells (started or starting),
-	// Idle are warm with no run.
-	Instances, Prewarmed, Idle int
+	// Instances counts live instances: Prewarmed of them are stem cells (started or starting,
+	// Starting of those still starting), Idle are warm with no run.
+	Instances, Prewarmed, Starting, Idle int
 }
 
 // Free is the user memory not charged.

@@ -182,7 +182,29 @@ type instance struct {
 var (
 	_ backend.Instance       = (*instance)(nil)
 	_ backend.MemoryReporter = (*instance)(nil)
+	_ backend.Pauser         = (*instance)(nil)
 )
+
+// Pause implements backend.Pauser: the child's process group is stopped (SIGSTOP), as
+// `runc pause` freezes a container.
+func (i *instance) Pause(ctx context.Context) error { return i.signal("pause", unix.SIGSTOP) }
+
+// Resume implements backend.Pauser (SIGCONT).
+func (i *instance) Resume(ctx context.Context) error { return i.signal("resume", unix.SIGCONT) }
+
+func (i *instance) signal(what string, sig unix.Signal) error {
+	if i.destroyed.Load() {
+		return fmt.Errorf("procdriver: %s: %s: instance destroyed: %w", i.id, what, backend.ErrPlatform)
+	}
+	pid := i.pid.Load()
+	if pid <= 0 {
+		return nil // nothing runs before Init
+	}
+	if err := unix.Kill(-int(pid), sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("procdriver: %s: %s: %w: %w", i.id, what, backend.ErrPlatform, err)
+	}
+	return nil
+}
 
 func (i *instance) ID() string { return i.id }
 
