@@ -36,6 +36,10 @@ const (
 	pteWrite   = 1 << 1
 	pteUser    = 1 << 2
 	pteLarge   = 1 << 7
+	// pteAD pre-sets Accessed and Dirty: otherwise the MMU (KVM's shadow-paging walker on kvm-pvm)
+	// writes them into the guest's page tables at first use, which makes every restored instance
+	// copy its page-table pages and costs a write fault each.
+	pteAD = 1<<5 | 1<<6
 )
 
 // Segment selectors in Linux's layout, which kvm-pvm requires for STAR.
@@ -89,22 +93,22 @@ func writeControlStructures(m *memory) {
 	memSize := m.size()
 	le := binary.LittleEndian
 	pml4 := m.sys(pml4Addr, pageSize)
-	le.PutUint64(pml4, pdptAddr|ptePresent|pteWrite|pteUser)
+	le.PutUint64(pml4, pdptAddr|ptePresent|pteWrite|pteUser|pteAD)
 	pdpt := m.sys(pdptAddr, pageSize)
 	for i := uint64(0); i < 4; i++ {
-		le.PutUint64(pdpt[i*8:], (pdAddr+i*pageSize)|ptePresent|pteWrite|pteUser)
+		le.PutUint64(pdpt[i*8:], (pdAddr+i*pageSize)|ptePresent|pteWrite|pteUser|pteAD)
 	}
 	pd := m.sys(pdAddr, 4*pageSize)
-	le.PutUint64(pd, ptLowAddr|ptePresent|pteWrite|pteUser)
+	le.PutUint64(pd, ptLowAddr|ptePresent|pteWrite|pteUser|pteAD)
 	for gpa := uint64(2 << 20); gpa < memSize; gpa += 2 << 20 {
-		le.PutUint64(pd[gpa>>21*8:], gpa|ptePresent|pteWrite|pteUser|pteLarge)
+		le.PutUint64(pd[gpa>>21*8:], gpa|ptePresent|pteWrite|pteUser|pteLarge|pteAD)
 	}
-	le.PutUint64(pd[(mmioAddr>>21)*8:], ptMMIO|ptePresent|pteWrite|pteUser)
-	le.PutUint64(m.sys(ptMMIO, pageSize)[(mmioAddr>>12&511)*8:], mmioAddr|ptePresent|pteWrite|pteUser)
+	le.PutUint64(pd[(mmioAddr>>21)*8:], ptMMIO|ptePresent|pteWrite|pteUser|pteAD)
+	le.PutUint64(m.sys(ptMMIO, pageSize)[(mmioAddr>>12&511)*8:], mmioAddr|ptePresent|pteWrite|pteUser|pteAD)
 
 	pt := m.sys(ptLowAddr, pageSize)
 	for gpa := uint64(pageSize); gpa < 2<<20 && gpa < memSize; gpa += pageSize {
-		var flags uint64 = ptePresent
+		var flags uint64 = ptePresent | pteAD
 		switch {
 		case gpa >= userLo:
 			flags |= pteWrite | pteUser

@@ -131,9 +131,10 @@ func (h *Host) OpenSnapshotImage(state []byte, image *os.File) (*Snapshot, error
 	return s, nil
 }
 
-// PrivateBytes is the host memory the guest's memory mapping holds privately: pages it wrote
-// (copied from the snapshot on first write) or allocated, from /proc/self/smaps (Private_Dirty +
-// Private_Clean of the mapping). It does not include KVM's own per-VM memory.
+// PrivateBytes is the host memory the guest's memory mapping holds privately: the anonymous
+// pages of the mapping in /proc/self/smaps, which are the pages the guest wrote (copied from the
+// snapshot on first write) or allocated. Pages still shared with the snapshot file (page cache)
+// are not counted, nor is KVM's own per-VM memory (vCPU, shadow page tables).
 func (g *Guest) PrivateBytes() (int64, error) {
 	if g.closed || g.mem == nil || len(g.mem.b) == 0 {
 		return 0, ErrClosed
@@ -165,7 +166,7 @@ func (g *Guest) PrivateBytes() (int64, error) {
 			continue
 		}
 		s := string(line)
-		for _, field := range []string{"Private_Dirty:", "Private_Clean:"} {
+		for _, field := range []string{"Anonymous:"} {
 			if rest, ok := strings.CutPrefix(s, field); ok {
 				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 				if err != nil {
