@@ -68,6 +68,9 @@ type Config struct {
 	StoreBlockingResultLevel, StoreNonBlockingResultLevel string
 	// ContainerFactory is the whisk.spi.ContainerFactoryProvider class named in INVOKER_OPTS, if any.
 	ContainerFactory string
+	// ParameterKeys are whisk.parameter-storage.{current,aes-128,aes-256} (base64 keys) that
+	// decrypt encrypted action parameters; empty when encryption is off.
+	ParameterKeys ParameterKeys
 
 	Identity Identity
 	Snap     Snap
@@ -98,6 +101,11 @@ type Limits struct {
 	MinConcurrency, MaxConcurrency  int
 	StdConcurrency                  int
 	PayloadMax                      int64 // whisk.activation.payload.max, bytes
+}
+
+// ParameterKeys are the parameter encryption keys, as configured (base64 text).
+type ParameterKeys struct {
+	Current, AES128, AES256 string
 }
 
 // Identity is how the invoker learns its number (protocol spec §9).
@@ -254,6 +262,12 @@ func Load(environ []string, args []string) (Config, error) {
 		}
 	}
 	c.ContainerFactory = p.str("whisk.spi.ContainerFactoryProvider", "")
+	c.ParameterKeys = ParameterKeys{
+		Current: p.str("whisk.parameter-storage.current", ""),
+		// An environment variable cannot easily carry "aes-128", so "aes128" is read as well.
+		AES128: p.str("whisk.parameter-storage.aes-128", p.str("whisk.parameter-storage.aes128", "")),
+		AES256: p.str("whisk.parameter-storage.aes-256", p.str("whisk.parameter-storage.aes256", "")),
+	}
 	return c, nil
 }
 

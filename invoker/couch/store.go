@@ -226,3 +226,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// Exists reports whether the activation record docid is stored (the invoker asks this for
+// activations delivered again after a restart).
+func (s *Store) Exists(ctx context.Context, docid string) (bool, error) {
+	return s.c.Exists(ctx, s.db, docid)
+}

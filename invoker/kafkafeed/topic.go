@@ -35,3 +35,23 @@ func EnsureTopic(ctx context.Context, brokers []string, topic string, maxMessage
 	}
 	return nil
 }
+
+// EndOffset returns the offset the next record of the topic's partition 0 will get. Records
+// below it existed before the caller started, so they may have been handled by an earlier
+// process.
+func EndOffset(ctx context.Context, brokers []string, topic string) (int64, error) {
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
+	if err != nil {
+		return 0, fmt.Errorf("kafkafeed: end offset of %s: %w", topic, err)
+	}
+	for _, p := range res.Topics[topic] {
+		if p.Partition == 0 {
+			if p.Error != nil {
+				return 0, fmt.Errorf("kafkafeed: end offset of %s: %w", topic, p.Error)
+			}
+			return p.LastOffset, nil
+		}
+	}
+	return 0, fmt.Errorf("kafkafeed: end offset of %s: partition 0 missing from the answer", topic)
+}
