@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,10 +83,20 @@ func (i *brokenInstance) Destroy(ctx context.Context) error {
 	return i.Instance.Destroy(ctx)
 }
 
+// samples builds the native samples, or reuses those the parent test built (BACKENDTEST_SAMPLES)
+// so each child process does not run gcc again.
 func samples(t *testing.T) backendtest.Actions {
-	dir := t.TempDir()
+	dir := os.Getenv("BACKENDTEST_SAMPLES")
+	prebuilt := dir != ""
+	if !prebuilt {
+		dir = t.TempDir()
+	}
 	code := func(name string) backendtest.Code {
-		exe, err := procdriver.BuildSample(dir, name)
+		exe := filepath.Join(dir, name)
+		var err error
+		if !prebuilt {
+			exe, err = procdriver.BuildSample(dir, name)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,10 +127,16 @@ func TestBrokenDriver(t *testing.T) {
 }
 
 func TestSuiteCatchesBrokenDrivers(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"echo", "initfail", "sleep", "logflood", "nonjson"} {
+		if _, err := procdriver.BuildSample(dir, n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for name, b := range breakages {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenDriver$/^"+b.suiteCase+"$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "BACKENDTEST_BREAKAGE="+name)
+			cmd.Env = append(os.Environ(), "BACKENDTEST_BREAKAGE="+name, "BACKENDTEST_SAMPLES="+dir)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the suite passed a driver with breakage %q:\n%s", name, out)
