@@ -43,14 +43,19 @@ type logPump struct {
 	now   func() time.Time
 	// closed counts streams that reached EOF (only collect touches it).
 	closed int
-	wg     sync.WaitGroup
+	// carry holds items read during one collection that belong to the next: what a stream
+	// wrote after its sentinel while the other stream's sentinel was still due.
+	carry []logItem
+	// idle is the longest wait for the next line while sentinels are due (logIdleTimeout).
+	idle time.Duration
+	wg   sync.WaitGroup
 }
 
 func newLogPump(now func() time.Time) *logPump {
 	if now == nil {
 		now = time.Now
 	}
-	return &logPump{items: make(chan logItem, 4096), now: now}
+	return &logPump{items: make(chan logItem, 4096), now: now, idle: logIdleTimeout}
 }
 
 // readLines pumps one stream (stdout or stderr) line by line until EOF.
@@ -154,11 +159,37 @@ func (p *logPump) collect(ctx context.Context, sentinels bool, limit int64) coll
 	var c collected
 	var kept int64
 	seen := map[string]bool{}
+	// handle takes one item; it reports whether the activation's logs are complete.
+	handle := func(it logItem) bool {
+		switch {
+		case it.eof:
+			p.closed++
+		case seen[it.line.Stream]:
+			p.carry = append(p.carry, it)
+		case it.sentinel:
+			seen[it.line.Stream] = true
+			return sentinels && seen["stdout"] && seen["stderr"]
+		case kept+int64(len(it.line.Text)) > limit:
+			c.truncated = c.truncated || limit > 0
+		default:
+			kept += int64(len(it.line.Text))
+			c.lines = append(c.lines, it.line)
+		}
+		return false
+	}
+	carried := p.carry
+	p.carry = nil
+	for i, it := range carried {
+		if handle(it) {
+			p.carry = append(p.carry, carried[i+1:]...)
+			return c
+		}
+	}
 	overall := time.NewTimer(2 * time.Second * time.Duration(max(5, limit>>20)))
 	defer overall.Stop()
 	wait := logSettle
 	if sentinels {
-		wait = logIdleTimeout
+		wait = p.idle
 	}
 	idle := time.NewTimer(wait)
 	defer idle.Stop()
@@ -176,21 +207,8 @@ func (p *logPump) collect(ctx context.Context, sentinels bool, limit int64) coll
 				}
 			}
 			idle.Reset(wait)
-			switch {
-			case it.eof:
-				p.closed++
-			case it.sentinel:
-				seen[it.line.Stream] = true
-				if sentinels && seen["stdout"] && seen["stderr"] {
-					return c
-				}
-			default:
-				if kept+int64(len(it.line.Text)) > limit {
-					c.truncated = c.truncated || limit > 0
-					continue
-				}
-				kept += int64(len(it.line.Text))
-				c.lines = append(c.lines, it.line)
+			if handle(it) {
+				return c
 			}
 		case <-idle.C:
 			c.failed = sentinels
