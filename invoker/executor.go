@@ -27,11 +27,17 @@ type Execution struct {
 	// Digest stands for everything OpenWhisk's warm-reuse equality compares besides the
 	// namespace, name and version (exec, parameters, limits, annotations, binding).
 	Digest string
-	// InitBody and RunBody are the runtime protocol bodies (/init is sent only on a start that
-	// needs it).
-	InitBody, RunBody []byte
+	// TransactionID is for log lines.
+	TransactionID string
+	// MakeInit and MakeRun build the runtime protocol bodies at the moment they are sent, so
+	// that __OW_DEADLINE / deadline are that moment plus the timeout (/init is sent only on a
+	// start that needs it).
+	MakeInit, MakeRun func(now time.Time) []byte
 	// LogLimit bounds the log bytes collected; MaxResponse the response bytes kept.
 	LogLimit, MaxResponse int64
+	// Keep says whether the instance may serve further activations after this /run: not
+	// after a developer error or truncated logs.
+	Keep func(run backend.Result) bool
 }
 
 // Executed is what happened to an Execution.
@@ -45,6 +51,9 @@ type Executed struct {
 	Init *backend.Result
 	// Run is the /run, nil when /init failed.
 	Run *backend.Result
+	// Aborted: the activation waited on an instance another activation was initialising, and
+	// that /init failed; Init is that shared result (acked as an aborted buffered run).
+	Aborted bool
 	// Latency of the phases, for metrics (zero when not measured).
 	StartLatency time.Duration
 }

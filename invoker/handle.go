@@ -169,17 +169,33 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 		}
 		return fail(activation.PreExecutionFailure, activation.WhiskError(activation.MsgActionFetchError))
 	}
-	initBody, _ := json.Marshal(initReq)
-	runBody, _ := json.Marshal(runReq)
-
+	_, _ = initReq, runReq
+	// The bodies are built again when sent, with that moment's deadline; the arguments were
+	// checked above, so only the deadline changes.
+	body := func(build func(activation.Invocation) (any, error)) func(time.Time) []byte {
+		return func(at time.Time) []byte {
+			in := inv1
+			in.Deadline = at.Add(timeout).UnixMilli()
+			v, err := build(in)
+			if err != nil {
+				log.Error("runtime request cannot be built", zap.Error(err))
+			}
+			b, _ := json.Marshal(v)
+			return b
+		}
+	}
 	exe := Execution{
-		ActivationID: string(msg.ActivationID),
-		Action:       backendAction(inv.d.Manifest, msg, action, doc, logLimit),
-		Digest:       digest(action, msg),
-		InitBody:     initBody,
-		RunBody:      runBody,
-		LogLimit:     logLimit,
-		MaxResponse:  rl.Truncation,
+		ActivationID:  string(msg.ActivationID),
+		TransactionID: msg.TransID.ID,
+		Action:        backendAction(inv.d.Manifest, msg, action, doc, logLimit),
+		Digest:        digest(action, msg),
+		MakeInit:      body(func(in activation.Invocation) (any, error) { return activation.BuildInit(in) }),
+		MakeRun:       body(func(in activation.Invocation) (any, error) { return activation.BuildRun(in) }),
+		LogLimit:      logLimit,
+		MaxResponse:   rl.Truncation,
+		Keep: func(run backend.Result) bool {
+			return !run.LogsTruncated && activation.ClassifyRun(run.Outcome, rl).KeepContainer()
+		},
 	}
 	res, err := inv.d.Executor.Execute(ctx, exe)
 	release()
@@ -209,7 +225,11 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 		}
 	}
 	rec := inv.buildRecord(msg, action, rl, logLimit, res)
-	plan := activation.ChooseAcks(activation.AfterRun, msg.Blocking, activation.LogsCollected(action.Limits, inv.d.Sys))
+	situation := activation.AfterRun
+	if res.Aborted {
+		situation = activation.AbortedBuffered
+	}
+	plan := activation.ChooseAcks(situation, msg.Blocking, activation.LogsCollected(action.Limits, inv.d.Sys))
 	log.Debug("activation ran", zap.String("start", res.Start), zap.String("driver", res.Driver), zap.Int("status", rec.Response.StatusCode))
 	return outcome{record: rec, plan: plan, start: startLabel(res.Start), blocking: msg.Blocking,
 		storeable: plan.Store && activation.ShouldStore(msg, rec.Response, inv.d.StoreBlocking, inv.d.StoreNonBlocking)}

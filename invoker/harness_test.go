@@ -38,18 +38,18 @@ const (
 )
 
 type world struct {
-	t       *testing.T
-	kafka   *testenv.Kafka
-	couch   *testenv.Couch
-	db      *couch.Client
-	environ []string
-	revs    map[string]string // docid -> rev
-	pub     *kafkafeed.Producer
-	acks    *topicReader
-	pings   *topicReader
-	events  *topicReader
-	set     *backend.Set
-	log     *zap.Logger
+	t        *testing.T
+	kafka    *testenv.Kafka
+	couch    *testenv.Couch
+	db       *couch.Client
+	environ  []string
+	revs     map[string]string // docid -> rev
+	pub      *kafkafeed.Producer
+	acks     *topicReader
+	pings    *topicReader
+	events   *topicReader
+	registry *backend.Registry
+	log      *zap.Logger
 }
 
 // newWorld starts Kafka and CouchDB, compiles the sample actions and stores their documents.
@@ -84,14 +84,12 @@ func newWorld(t *testing.T, persistentCouch bool) *world {
 		"CONFIG_whisk_userEvents_enabled=true",
 		"CONFIG_whisk_containerPool_userMemory=2048m",
 	}
-	reg := backend.NewRegistry()
-	if err := reg.Register(procdriver.Name, procdriver.Registration()); err != nil {
+	// The process driver runs native actionloop executables (kind blackbox) as host processes.
+	w.registry = backend.NewRegistry()
+	if err := w.registry.Register(procdriver.Name, procdriver.Registration()); err != nil {
 		t.Fatal(err)
 	}
-	if w.set, err = backend.OpenSet(ctx, backend.SetConfig{Registry: reg, DataDir: t.TempDir(), Logger: w.log}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.set.Close() })
+	w.environ = append(w.environ, "SNAPINVOKER_STATE_DIR="+t.TempDir())
 
 	bins := t.TempDir()
 	build := func(name string) []byte {
@@ -177,7 +175,10 @@ func (w *world) process(extraEnv ...string) *Process {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := Start(ctx, Options{Config: cfg, Executor: directExecutor{w.set}, Logger: w.log, Listener: l, PingInterval: 50 * time.Millisecond})
+	p, err := Start(ctx, Options{Config: cfg, Logger: w.log, Listener: l, PingInterval: 50 * time.Millisecond,
+		NewExecutor: func(ctx context.Context, ep ExecutorParams) (Executor, error) {
+			return NewPoolExecutor(ctx, ep, w.registry)
+		}})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -346,40 +347,6 @@ func (w *world) waitAcks(id string, n int) []*activation.Ack {
 	w.t.Helper()
 	recs := w.acks.waitFor(w.t, fmt.Sprintf("%d acks of %s", n, id), func(r [][]byte) bool { return len(acksFor(w.t, r, id)) >= n })
 	return acksFor(w.t, recs, id)
-}
-
-// directExecutor runs each activation on a fresh instance of the driver the Set picks: Start,
-// Init, Run, Destroy. It is the smallest real Executor, for testing the invoker's own logic;
-// warm reuse and scheduling are the pool's business.
-type directExecutor struct{ set *backend.Set }
-
-func (d directExecutor) Execute(ctx context.Context, e Execution) (Executed, error) {
-	drv, err := d.set.Pick(e.Action)
-	if err != nil {
-		return Executed{}, err
-	}
-	t0 := time.Now()
-	inst, err := drv.Start(ctx, backend.StartSpec{Kind: e.Action.Kind, Memory: e.Action.Memory, Action: &e.Action})
-	if err != nil {
-		return Executed{}, err
-	}
-	defer inst.Destroy(context.Background())
-	out := Executed{Start: "cold", Driver: drv.Name(), StartLatency: time.Since(t0)}
-	init, err := inst.Init(ctx, backend.InitRequest{Action: e.Action, Body: e.InitBody, Deadline: time.Now().Add(e.Action.Timeout)})
-	if err != nil {
-		return Executed{}, err
-	}
-	out.Init = &init
-	if init.Outcome.Failure != activation.NoFailure || init.Outcome.Status != 200 {
-		return out, nil
-	}
-	run, err := inst.Run(ctx, backend.RunRequest{ActivationID: e.ActivationID, Body: e.RunBody,
-		Deadline: time.Now().Add(e.Action.Timeout), LogLimit: e.LogLimit, MaxResponse: e.MaxResponse})
-	if err != nil {
-		return Executed{}, err
-	}
-	out.Run = &run
-	return out, nil
 }
 
 var _ = errors.New

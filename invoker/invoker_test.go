@@ -81,6 +81,22 @@ func TestInvokerEndToEnd(t *testing.T) {
 		})
 	})
 
+	t.Run("warm start: no initTime", func(t *testing.T) {
+		id := aid(12)
+		w.invoke("echo", id, true, map[string]any{"again": true}, nil)
+		a := w.record(id).WhiskActivation
+		if _, ok := a.Annotations.Get("initTime"); ok {
+			t.Fatalf("warm activation has initTime: %+v", a.Annotations)
+		}
+		if _, ok := a.Annotations.Get("waitTime"); !ok || a.Response.StatusCode != 0 {
+			t.Fatalf("warm activation = %+v", a)
+		}
+		body := get(t, "http://"+p.Addr()+"/metrics")
+		if !strings.Contains(body, `snapinvoker_activations_total{start="warm",status="success"} 1`) {
+			t.Fatalf("metrics do not count the warm start:\n%s", grep(body, "activations_total"))
+		}
+	})
+
 	t.Run("non-blocking: one Completion", func(t *testing.T) {
 		id := aid(2)
 		w.publish(w.message("activation-message-nonblocking.json", id, map[string]any{

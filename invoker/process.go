@@ -159,12 +159,18 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	p.closers = append(p.closers, func() error { return records.Close(context.Background()) })
 
 	var inv *Invoker
+	exe := o.Executor
 	p.Metrics = metrics.New(metrics.Gauges{
 		QueueLength:     func() float64 { return float64(inv.InFlight()) },
 		PoolMemoryTotal: func() float64 { return float64(cfg.UserMemory) },
-		StorePending:    func() float64 { return float64(records.Pending()) },
+		PoolMemoryUsed: func() float64 {
+			if m, ok := exe.(interface{ MemoryInUse() int64 }); ok {
+				return float64(m.MemoryInUse())
+			}
+			return 0
+		},
+		StorePending: func() float64 { return float64(records.Pending()) },
 	})
-	exe := o.Executor
 	if exe == nil {
 		if o.NewExecutor == nil {
 			return nil, errors.New("invoker: no executor (no driver pool configured)")

@@ -52,6 +52,10 @@ type Config struct {
 	UserMemory int64
 	// ConcurrentPeekFactor is whisk.container-pool.concurrent-peek-factor (default 0.5).
 	ConcurrentPeekFactor float64
+	// PauseGrace and IdleContainer are whisk.container-proxy.timeouts.{pause-grace,idle-container}
+	// (10 s and 10 min); PrewarmCheckInterval is
+	// whisk.container-pool.prewarm-expiration-check-interval (10 min).
+	PauseGrace, IdleContainer, PrewarmCheckInterval time.Duration
 
 	CouchDB CouchDB
 	Kafka   Kafka
@@ -230,6 +234,18 @@ func Load(environ []string, args []string) (Config, error) {
 	}
 	if c.ConcurrentPeekFactor, err = p.float("whisk.container-pool.concurrent-peek-factor", 0.5); err != nil {
 		return fail(err)
+	}
+	for _, d := range []struct {
+		dst       *time.Duration
+		prop, def string
+	}{
+		{&c.PauseGrace, "whisk.container-proxy.timeouts.pause-grace", "10 seconds"},
+		{&c.IdleContainer, "whisk.container-proxy.timeouts.idle-container", "10 minutes"},
+		{&c.PrewarmCheckInterval, "whisk.container-pool.prewarm-expiration-check-interval", "10 minutes"},
+	} {
+		if *d.dst, err = p.duration(d.prop, d.def); err != nil {
+			return fail(err)
+		}
 	}
 	if c.CouchDB, err = couchSettings(p); err != nil {
 		return fail(err)
