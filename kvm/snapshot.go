@@ -178,25 +178,27 @@ func (g *Guest) WriteSnapshot(path string) error {
 }
 
 // writeMemory writes every page that is not all zeros; zero pages stay holes, so the file is as
-// small as the memory the program used. For anonymous memory, pages never touched are skipped
-// without reading them.
+// small as the memory the program used. Only pages that can hold data are read: for anonymous
+// memory the resident ones; for a restored guest the ones its snapshot file holds data for plus
+// the ones written since (a lineage snapshot reads no more than its parent's data).
 func (g *Guest) writeMemory(f *os.File, off int64) error {
-	var res []byte
-	if !g.mem.file {
-		var err error
-		if res, err = g.mem.resident(); err != nil {
-			return fmt.Errorf("mincore: %w", err)
-		}
+	cand, err := g.candidatePages()
+	if err != nil {
+		return err
 	}
 	zero := make([]byte, pageSize)
 	b := g.mem.b
-	for p := 0; p < len(b)/pageSize; {
-		if (res != nil && res[p]&1 == 0) || bytes.Equal(b[p*pageSize:(p+1)*pageSize], zero) {
+	pages := len(b) / pageSize
+	data := func(p int) bool {
+		return cand[p/64]&(1<<(p%64)) != 0 && !bytes.Equal(b[p*pageSize:(p+1)*pageSize], zero)
+	}
+	for p := 0; p < pages; {
+		if !data(p) {
 			p++
 			continue
 		}
 		q := p + 1
-		for q < len(b)/pageSize && (res == nil || res[q]&1 != 0) && !bytes.Equal(b[q*pageSize:(q+1)*pageSize], zero) {
+		for q < pages && data(q) {
 			q++
 		}
 		if _, err := f.WriteAt(b[p*pageSize:q*pageSize], off+int64(p*pageSize)); err != nil {
@@ -205,6 +207,55 @@ func (g *Guest) writeMemory(f *os.File, off int64) error {
 		p = q
 	}
 	return nil
+}
+
+// candidatePages returns a bitmap of the pages that may hold non-zero bytes.
+func (g *Guest) candidatePages() ([]uint64, error) {
+	n := len(g.mem.b) / pageSize
+	cand := make([]uint64, (n+63)/64)
+	set := func(p int) { cand[p/64] |= 1 << (p % 64) }
+	if !g.mem.file {
+		res, err := g.mem.resident()
+		if err != nil {
+			return nil, fmt.Errorf("mincore: %w", err)
+		}
+		for p, r := range res {
+			if r&1 != 0 {
+				set(p)
+			}
+		}
+		return cand, nil
+	}
+	// Pages written since the restore: the guest's (KVM's dirty log, folded into vmmDirty so a
+	// later Reset still copies them back) and the VMM's.
+	log := g.dirtyScratch()
+	if g.sh != nil {
+		if err := getDirtyLog(g.sh.vmfd, 0, log); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrVMM, err)
+		}
+	}
+	for w := range cand {
+		g.mem.vmmDirty[w] |= log[w]
+		cand[w] |= g.mem.vmmDirty[w]
+	}
+	// Pages the parent snapshot holds data for (SEEK_DATA/SEEK_HOLE over its memory image).
+	fd := int(g.snap.f.Fd())
+	base, end := g.snap.memOff, g.snap.memOff+int64(len(g.mem.b))
+	for pos := base; pos < end; {
+		d, err := unix.Seek(fd, pos, unix.SEEK_DATA)
+		if err != nil || d >= end {
+			break // ENXIO: no more data
+		}
+		h, err := unix.Seek(fd, d, unix.SEEK_HOLE)
+		if err != nil {
+			h = end
+		}
+		for p := (d - base) / pageSize; p < (min(h, end)-base+pageSize-1)/pageSize; p++ {
+			set(int(p))
+		}
+		pos = h
+	}
+	return cand, nil
 }
 
 // Snapshot is an opened snapshot file, ready to restore from. It is safe for concurrent use and
@@ -309,6 +360,13 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 	var mem *memory
 	var err error
 	attached := sh.slot != nil && uint64(len(sh.slot)) == snap.state.Memory
+	if sh.slot != nil && !attached {
+		// A pooled VM sized for other snapshots: drop its slot and install one of our size.
+		if err := sh.detachSlot(); err != nil {
+			sh.close()
+			return nil, err
+		}
+	}
 	if attached {
 		mem, err = mapFileMemoryAt(sh.slot, int(snap.f.Fd()), snap.memOff)
 		sh.slot = nil // now owned by mem

@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -167,5 +168,58 @@ func TestSnapshotRefusesBadFilesAndOtherHosts(t *testing.T) {
 	defer g.Close()
 	if err := g.WriteSnapshot(filepath.Join(dir, "x")); !errors.Is(err, ErrNotParked) {
 		t.Errorf("snapshot of an unparked guest: %v", err)
+	}
+}
+
+// TestSnapshotOfARestoredGuest takes a lineage snapshot: restore, serve an activation that
+// changes state, snapshot again, and check the child carries that state.
+func TestSnapshotOfARestoredGuest(t *testing.T) {
+	h := openHost(t)
+	parent := echoSnapshot(t, h)
+	pool := h.NewPool(t.Context(), 1, 32<<20) // sized for other snapshots: restore must still work
+	defer pool.Close()
+	var c captured
+	g, err := pool.Restore(t.Context(), parent, c.config(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	activate(t, g, &c, `"first"`)
+	childPath := filepath.Join(t.TempDir(), "child.snap")
+	if err := g.WriteSnapshot(childPath); err != nil {
+		t.Fatal(err)
+	}
+	child, err := h.OpenSnapshot(childPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Close()
+	// The child's image equals the parent guest's memory at the moment of the snapshot, except
+	// the clock page, which a snapshot never carries.
+	for off := 0; off < len(g.mem.b); off += pageSize {
+		if off == vvarAddr {
+			continue
+		}
+		if !bytes.Equal(child.image[off:off+pageSize], g.mem.b[off:off+pageSize]) {
+			t.Fatalf("child snapshot page %#x differs from the guest's memory", off)
+		}
+	}
+	var c2 captured
+	g2, err := h.Restore(t.Context(), child, c2.config(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	if got := activate(t, g2, &c2, `"second"`); got != `{"echo":"second"}`+"\n" {
+		t.Fatalf("child result %q", got)
+	}
+	// Resetting the parent-restored guest still returns it to the parent snapshot.
+	if err := g.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(g.mem.b); off += pageSize {
+		if !bytes.Equal(g.mem.b[off:off+pageSize], parent.image[off:off+pageSize]) {
+			t.Fatalf("after reset page %#x differs from the parent snapshot", off)
+		}
 	}
 }

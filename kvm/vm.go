@@ -164,6 +164,16 @@ func (s *shell) close() error {
 	return errors.Join(errs...)
 }
 
+// detachSlot deletes a pooled shell's memory slot and releases its reserved memory.
+func (s *shell) detachSlot() error {
+	if err := setMemoryRegion(s.vmfd, 0, 0, 0, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrVMM, err)
+	}
+	err := unix.Munmap(s.slot)
+	s.slot = nil
+	return err
+}
+
 // machineState is everything about the vCPU a snapshot records besides the general registers.
 type machineState struct {
 	Sregs sregs
@@ -180,6 +190,9 @@ func (h *Host) bootState() *machineState {
 	// Legacy XSAVE area: FCW 0x37F (all exceptions masked, 64-bit precision), MXCSR 0x1F80.
 	st.Xsave.Region[0] = 0x37F
 	st.Xsave.Region[6] = 0x1F80
+	// XSTATE_BV (header at byte 512): x87 and SSE state present, so KVM takes FCW and MXCSR from
+	// the legacy area instead of its own initial values.
+	st.Xsave.Region[512/4] = 3
 	st.XCRs.NrXCRs = 1
 	st.XCRs.XCRs[0] = xcr{XCR: 0, Value: h.xcr0}
 	return st
