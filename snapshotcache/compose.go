@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"io"
 	"path/filepath"
 	"slices"
 
@@ -94,65 +95,89 @@ func (e *entry) lineage() []*entry {
 	return l
 }
 
-// lineageRecords loads the records of e's lineage, root first.
-func (s *Store) lineageRecords(e *entry) ([]*record, error) {
-	s.mu.Lock()
-	lineage := e.lineage()
-	s.mu.Unlock()
-	recs := make([]*record, len(lineage))
-	for i, a := range lineage {
-		r, err := s.loadRecord(a)
-		if err != nil {
-			return nil, err
-		}
-		recs[i] = r
-	}
-	return recs, nil
+// fileSig identifies a record file's contents as last verified: any write, truncation or
+// replacement changes it (ctime cannot be set by a writer).
+type fileSig struct {
+	dev, ino    uint64
+	size        int64
+	mtime, ctim unix.Timespec
 }
 
-// loadRecord returns e's record with its pages, reading and verifying it if it is not in memory.
-// A record that fails verification is dropped with its descendants and never used.
-func (s *Store) loadRecord(e *entry) (*record, error) {
-	s.mu.Lock()
-	if r := e.rec; r != nil {
-		s.mu.Unlock()
-		return r, nil
+func statSig(path string) (fileSig, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileSig{}, err
 	}
+	return sigOf(&st), nil
+}
+
+func sigOf(st *unix.Stat_t) fileSig {
+	return fileSig{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctim: st.Ctim}
+}
+
+// keepLimit is the largest record whose pages are kept in memory: bigger ones (runtime
+// snapshots, typically) are read from their files when needed instead of filling the heap.
+func (s *Store) keepLimit() int64 { return s.cfg.MemoryBudget / 8 }
+
+// openLayer opens e's own pages for reading. Pages kept in memory are used as they are; a record
+// small enough to keep is read whole (and so verified) into memory; a larger one is read from
+// its file, re-verified in full first if the file changed since it was last verified. A record
+// that fails is dropped with its descendants (Stats.Corrupt) and never used.
+func (s *Store) openLayer(e *entry) (*layer, error) {
+	s.mu.Lock()
 	if e.gone {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("snapshotcache: %s: %w", e.key, e.goneErr)
 	}
-	s.mu.Unlock()
-	r, err := s.readRecordFile(s.recordPath(e.id), true)
-	if err == nil && (r.key != e.key || r.parent != e.parentKey || r.size != e.size || !slices.Equal(r.pages, e.pages)) {
-		err = fmt.Errorf("snapshotcache: record of %s changed on disk: %w", e.key, ErrCorrupt)
+	if e.data != nil {
+		l := &layer{pages: e.pages, size: e.size, data: e.data}
+		s.mu.Unlock()
+		return l, nil
 	}
+	sig, keep := e.sig, int64(len(e.pages))*PageSize <= s.keepLimit()
+	s.mu.Unlock()
+
+	path := s.recordPath(e.id)
+	f, err := os.Open(path)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, s.dropCorrupt(e, fmt.Errorf("snapshotcache: record %s: %w (%w)", path, err, ErrCorrupt))
+		}
+		return nil, fmt.Errorf("snapshotcache: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("snapshotcache: stat %s: %w", path, err)
+	}
+	cur := sigOf(&st)
+	if keep || cur != sig {
+		r, err := readRecord(f, st.Size, s.lim, keep)
+		if err == nil && (r.key != e.key || r.parent != e.parentKey || r.size != e.size || !slices.Equal(r.pages, e.pages)) {
+			err = fmt.Errorf("snapshotcache: record of %s changed on disk: %w", e.key, ErrCorrupt)
+		}
+		if err != nil {
+			f.Close()
+			return nil, s.dropCorrupt(e, fmt.Errorf("%s: %w", path, err))
+		}
 		s.mu.Lock()
-		if !e.gone {
-			s.st.Corrupt++
-			s.log.Error("dropping snapshot: its record is unreadable; it will be rebuilt",
-				zap.Stringer("key", e.key), zap.String("id", e.id), zap.Error(err))
-			s.dropSubtree(e, fmt.Errorf("%s: %w", e.key, ErrCorrupt))
+		e.sig = cur
+		if keep && e.data == nil && !e.gone {
+			e.data = r.data
+			s.memUsed += int64(len(r.data))
 		}
 		s.mu.Unlock()
-		return nil, err
+		if keep {
+			f.Close()
+			return &layer{pages: e.pages, size: e.size, data: r.data}, nil
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e.rec == nil && !e.gone {
-		e.rec = r
-		s.memUsed += int64(len(r.data))
-	}
-	return r, nil
+	return &layer{pages: e.pages, size: e.size, f: f, dataOff: e.dataOff}, nil
 }
 
 func (s *Store) readRecordFile(path string, withData bool) (*record, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("snapshotcache: record %s: %w (%w)", path, err, ErrCorrupt)
-		}
 		return nil, fmt.Errorf("snapshotcache: %w", err)
 	}
 	defer f.Close()
@@ -167,18 +192,49 @@ func (s *Store) readRecordFile(path string, withData bool) (*record, error) {
 	return r, nil
 }
 
-// compose writes the composed image of the lineage (root first, e last) to a new file under
-// img/ and returns it opened read-only, with the bytes it occupies. Zero pages are left as holes.
-func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
-	recs := make([]*record, len(lineage))
-	for i, a := range lineage {
-		r, err := s.loadRecord(a)
-		if err != nil {
-			return nil, 0, err
-		}
-		recs[i] = r
+// dropCorrupt drops e and its descendants after err (wrapping ErrCorrupt) and returns err.
+func (s *Store) dropCorrupt(e *entry, err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !e.gone {
+		s.st.Corrupt++
+		s.log.Error("dropping snapshot: its record is unreadable; it will be rebuilt",
+			zap.Stringer("key", e.key), zap.String("id", e.id), zap.Error(err))
+		s.dropSubtree(e, fmt.Errorf("%s: %w", e.key, ErrCorrupt))
 	}
-	v := composeView(recs)
+	return err
+}
+
+// openLineage opens the layers of a lineage (root first); release closes their files.
+func (s *Store) openLineage(lineage []*entry) (layers []*layer, release func(), err error) {
+	release = func() {
+		for _, l := range layers {
+			if l.f != nil {
+				l.f.Close()
+			}
+		}
+	}
+	for _, a := range lineage {
+		l, err := s.openLayer(a)
+		if err != nil {
+			release()
+			return nil, func() {}, err
+		}
+		layers = append(layers, l)
+	}
+	return layers, release, nil
+}
+
+// compose writes the composed image of the lineage (root first, e last) to a new file under
+// img/ and returns it opened read-only, with the bytes it occupies. Zero pages are left as holes;
+// pages on disk are copied file to file in the kernel (copy_file_range), never through the heap.
+func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
+	layers, release, err := s.openLineage(lineage)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	v := composeView(layers)
 	path := s.imagePath(e.id)
 	n, err := writeFileAtomic(s.imgDir(), path, false, func(f *os.File) (int64, error) {
 		if err := f.Truncate(e.memOff + e.size); err != nil {
@@ -189,8 +245,21 @@ func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
 				return 0, err
 			}
 		}
-		n, err := writeView(f, v, e.memOff)
-		return n + e.memOff, err
+		var buf []byte
+		total := e.memOff
+		err := v.runs(0, uint64(len(v.src)), func(p uint64, k int, l *layer, i int) error {
+			if l == nil {
+				return nil
+			}
+			off := e.memOff + int64(p)*PageSize
+			total += int64(k) * PageSize
+			if l.data != nil {
+				_, err := f.WriteAt(l.data[i*PageSize:(i+k)*PageSize], off)
+				return err
+			}
+			return copyRange(f, off, l.f, l.dataOff+int64(i)*PageSize, int64(k)*PageSize, &buf)
+		})
+		return total, err
 	})
 	if err != nil {
 		return nil, 0, err
@@ -202,57 +271,43 @@ func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
 	return f, n, nil
 }
 
-// writeView writes the view's data pages at base plus their offsets, gathering consecutive pages
-// into one pwritev each, and returns the bytes written.
-func writeView(f *os.File, v *view, base int64) (int64, error) {
-	const maxIov = 1024
-	var total int64
-	iov := make([][]byte, 0, maxIov)
-	flush := func(first int) error {
-		off := base + int64(first)*PageSize
-		for len(iov) > 0 {
-			n, err := unix.Pwritev(int(f.Fd()), iov, off)
-			if err != nil {
-				return fmt.Errorf("write %s at %d: %w", f.Name(), off, err)
-			}
-			total += int64(n)
-			off += int64(n)
-			for n > 0 { // a short write: drop what went out
-				if n >= len(iov[0]) {
-					n -= len(iov[0])
-					iov = iov[1:]
-				} else {
-					iov[0] = iov[0][n:]
-					n = 0
-				}
-			}
+// copyRange copies n bytes from src at soff to dst at doff, in the kernel when it can.
+func copyRange(dst *os.File, doff int64, src *os.File, soff int64, n int64, buf *[]byte) error {
+	for n > 0 {
+		k, err := unix.CopyFileRange(int(src.Fd()), &soff, int(dst.Fd()), &doff, int(min(n, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
 		}
-		iov = iov[:0]
-		return nil
+		if err != nil || k == 0 {
+			if err != nil && err != unix.ENOSYS && err != unix.EXDEV && err != unix.EINVAL && err != unix.EOPNOTSUPP {
+				return fmt.Errorf("copy %s to %s: %w", src.Name(), dst.Name(), err)
+			}
+			if k == 0 && err == nil {
+				return fmt.Errorf("copy %s to %s: %w", src.Name(), dst.Name(), io.ErrUnexpectedEOF)
+			}
+			return copyRangeRW(dst, doff, src, soff, n, buf)
+		}
+		n -= int64(k)
 	}
-	first := -1
-	for p, pg := range v.pages {
-		if pg == nil || len(iov) == maxIov {
-			if len(iov) > 0 {
-				if err := flush(first); err != nil {
-					return total, err
-				}
-			}
-			if pg == nil {
-				continue
-			}
-		}
-		if len(iov) == 0 {
-			first = p
-		}
-		iov = append(iov, pg)
+	return nil
+}
+
+// copyRangeRW is copyRange through a buffer, for file systems without copy_file_range.
+func copyRangeRW(dst *os.File, doff int64, src *os.File, soff int64, n int64, buf *[]byte) error {
+	if *buf == nil {
+		*buf = make([]byte, 1<<20)
 	}
-	if len(iov) > 0 {
-		if err := flush(first); err != nil {
-			return total, err
+	for n > 0 {
+		b := (*buf)[:min(n, int64(len(*buf)))]
+		if _, err := src.ReadAt(b, soff); err != nil {
+			return fmt.Errorf("read %s: %w", src.Name(), err)
 		}
+		if _, err := dst.WriteAt(b, doff); err != nil {
+			return err
+		}
+		soff, doff, n = soff+int64(len(b)), doff+int64(len(b)), n-int64(len(b))
 	}
-	return total, nil
+	return nil
 }
 
 // writeFileAtomic writes path through a temporary file in dir, renamed into place (and, with

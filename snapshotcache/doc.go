@@ -69,10 +69,17 @@
 // page-aligned memory can hand the composed image to its own snapshot loader unchanged.
 //
 // Records are written to a temporary file and renamed into place (fsynced first with
-// Config.Fsync). Each is verified in full (checksum, field consistency, file name against key)
-// at Open and whenever its pages are read back: a record that fails is deleted with its
-// descendants, counted in Stats.Corrupt, and rebuilt by the next Get, so a torn write after a
-// crash costs a rebuild, never a wrong restore. Composed images have holes for zero pages.
+// Config.Fsync). Each is verified in full (checksum, field consistency, file name against key) at
+// Open, and again before its pages are next read if the file changed since (its device, inode,
+// size, mtime or ctime differ), or whenever it is read whole into memory. A record that fails is
+// deleted with its descendants, counted in Stats.Corrupt, and rebuilt by the next Get, so a torn
+// write after a crash or a damaged file costs a rebuild, never a wrong restore.
+//
+// Composed images have holes for zero pages. Pages of records kept in memory are written from
+// there; pages of the others are copied file to file in the kernel (copy_file_range), so a
+// large runtime snapshot never passes through the Go heap. Which records keep their pages in
+// memory: those no larger than an eighth of Config.MemoryBudget (function diffs, typically),
+// least recently used dropped first when the budget is exceeded, never while held or pinned.
 //
 // A page list (<id>.touch): magic "snaptch1", u32 count, u32 zero, count × u64 page numbers
 // (ascending, below size/4096), u32 CRC-32C of the preceding bytes, "TEND".

@@ -37,14 +37,14 @@ func (s *Store) evict() {
 	if s.memUsed > s.cfg.MemoryBudget {
 		var cs []candidate
 		for _, e := range s.entries {
-			if e.rec != nil && len(e.rec.data) > 0 {
-				cs = append(cs, cand(e, int64(len(e.rec.data)), false))
+			if len(e.data) > 0 {
+				cs = append(cs, cand(e, int64(len(e.data)), false))
 			}
 		}
 		for _, id := range planEviction(cs, s.memUsed, s.cfg.MemoryBudget, false) {
 			e := byID[id]
-			s.memUsed -= int64(len(e.rec.data))
-			e.rec = nil
+			s.memUsed -= int64(len(e.data))
+			e.data = nil
 			s.st.MemoryEvictions++
 		}
 	}
@@ -123,13 +123,13 @@ func (s *Store) load(ctx context.Context) error {
 			os.Remove(strings.TrimSuffix(path, ".snap") + ".touch")
 			continue
 		}
-		info, err := d.Info()
+		sig, err := statSig(path)
 		if err != nil {
 			return fmt.Errorf("snapshotcache: open: %w", err)
 		}
 		e := &entry{key: r.key, parentKey: r.parent, id: r.key.ID(), size: r.size, state: r.state, pages: r.pages,
-			recBytes: info.Size(), memOff: memOffset(r)}
-		all = append(all, loaded{e, info.ModTime().UnixNano()})
+			recBytes: sig.size, memOff: memOffset(r), dataOff: r.dataOffset(), sig: sig}
+		all = append(all, loaded{e, sig.mtime.Nano()})
 		byKey[e.key] = e
 	}
 	// Link parents; a snapshot whose parent is missing (or a cycle) cannot be composed: drop it.

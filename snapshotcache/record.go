@@ -49,17 +49,39 @@ func (r *record) headerLen() int64 {
 
 // fileSize is the length of the record's file.
 func (r *record) fileSize() int64 {
-	return roundPage(r.headerLen()) + int64(len(r.pages))*PageSize + trailerSize
+	return r.dataOffset() + int64(len(r.pages))*PageSize + trailerSize
 }
 
-// writeRecord writes r in the record format, checksummed, and returns the bytes written.
-func writeRecord(w io.Writer, r *record) (int64, error) {
-	if int64(len(r.data)) != int64(len(r.pages))*PageSize {
-		return 0, fmt.Errorf("snapshotcache: record %s: %d data bytes for %d pages: %w", r.key, len(r.data), len(r.pages), ErrInvalid)
+// dataOffset is where the page contents start in the record's file.
+func (r *record) dataOffset() int64 { return roundPage(r.headerLen()) }
+
+// pageSource yields page contents for writeRecord.
+type pageSource interface {
+	// contents returns the contents of pages (a run of r.pages, at most 256 of them), concatenated,
+	// valid until the next call.
+	contents(pages []uint64, first int) ([]byte, error)
+}
+
+// memorySource serves r.data, for records whose pages are in memory.
+type memorySource struct{ data []byte }
+
+func (m memorySource) contents(pages []uint64, first int) ([]byte, error) {
+	return m.data[first*PageSize : (first+len(pages))*PageSize], nil
+}
+
+// writeRecord writes r in the record format, checksummed, taking the page contents from src (nil:
+// r.data), and returns the bytes written.
+func writeRecord(w io.Writer, r *record, src pageSource) (int64, error) {
+	if src == nil {
+		if int64(len(r.data)) != int64(len(r.pages))*PageSize {
+			return 0, fmt.Errorf("snapshotcache: record %s: %d data bytes for %d pages: %w", r.key, len(r.data), len(r.pages), ErrInvalid)
+		}
+		src = memorySource{r.data}
 	}
 	key, parent := r.key.encode(), r.parent.encode()
 	crc := crc32.New(castagnoli)
-	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<16)
+	out := io.MultiWriter(w, crc)
+	bw := bufio.NewWriterSize(out, 1<<16)
 	var fixed [fixedHeader]byte
 	copy(fixed[:8], recordMagic)
 	le := binary.LittleEndian
@@ -80,14 +102,20 @@ func writeRecord(w io.Writer, r *record) (int64, error) {
 		le.PutUint64(b8[:], p)
 		bw.Write(b8[:])
 	}
-	pad := roundPage(r.headerLen()) - r.headerLen()
-	bw.Write(make([]byte, pad))
+	bw.Write(make([]byte, r.dataOffset()-r.headerLen()))
 	if err := bw.Flush(); err != nil {
 		return 0, fmt.Errorf("snapshotcache: write record %s: %w", r.key, err)
 	}
-	// The page data goes straight through: it can be tens of MiB.
-	if _, err := io.MultiWriter(w, crc).Write(r.data); err != nil {
-		return 0, fmt.Errorf("snapshotcache: write record %s: %w", r.key, err)
+	// The page contents go straight through in runs: they can be tens of MiB.
+	for i := 0; i < len(r.pages); i += 256 {
+		run := r.pages[i:min(i+256, len(r.pages))]
+		b, err := src.contents(run, i)
+		if err != nil {
+			return 0, fmt.Errorf("snapshotcache: write record %s: %w", r.key, err)
+		}
+		if _, err := out.Write(b); err != nil {
+			return 0, fmt.Errorf("snapshotcache: write record %s: %w", r.key, err)
+		}
 	}
 	var trailer [trailerSize]byte
 	le.PutUint32(trailer[:4], crc.Sum32())

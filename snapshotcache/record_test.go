@@ -27,7 +27,7 @@ func sampleRecord() *record {
 
 func encodeRecord(t testing.TB, r *record) []byte {
 	var buf bytes.Buffer
-	n, err := writeRecord(&buf, r)
+	n, err := writeRecord(&buf, r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func FuzzReadRecord(f *testing.F) {
 		}
 		// Anything accepted re-encodes to the same bytes.
 		var buf bytes.Buffer
-		if _, err := writeRecord(&buf, r); err != nil || !bytes.Equal(buf.Bytes(), b) {
+		if _, err := writeRecord(&buf, r, nil); err != nil || !bytes.Equal(buf.Bytes(), b) {
 			t.Fatalf("accepted record does not re-encode identically: %v", err)
 		}
 	})

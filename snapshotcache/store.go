@@ -27,6 +27,7 @@ type Config struct {
 	// Dir holds the store's files (created if missing). One Store per Dir at a time.
 	Dir string
 	// MemoryBudget bounds the snapshot pages kept in memory to compose images and diff children.
+	// Only records up to an eighth of it are kept; larger ones are read from their files.
 	MemoryBudget int64
 	// DiskBudget bounds the persisted snapshots plus the composed images under Dir.
 	DiskBudget int64
@@ -69,13 +70,15 @@ type entry struct {
 	recBytes       int64    // size of the record file
 	dataPages      int64    // data pages of the composed image
 	memOff         int64    // where memory starts in the composed image
+	dataOff        int64    // where the pages start in the record file
 
 	parent    *entry
 	children  int
 	refs      int
 	pinned    bool
 	lastUse   uint64
-	rec       *record // with data; nil while the pages are only on disk
+	data      []byte  // the record's pages kept in memory, or nil
+	sig       fileSig // the record file as last verified
 	busy      int     // composes reading this entry's record
 	img       *composed
 	composing *composeFlight
@@ -310,17 +313,21 @@ func (s *Store) prepare(key Key, img *Image) (*entry, error) {
 		if parent.key == key {
 			return nil, fmt.Errorf("snapshotcache: image.Parent is %s itself: %w", key, ErrInvalid)
 		}
-		recs, err := s.lineageRecords(parent)
+		s.mu.Lock()
+		lineage := parent.lineage()
+		s.mu.Unlock()
+		layers, release, err := s.openLineage(lineage)
 		if err != nil {
 			return nil, err
 		}
-		pv = composeView(recs)
+		defer release()
+		pv = composeView(layers)
 	}
-	pages, data, dataPages, err := diffImage(img, pv)
+	pages, dataPages, err := diffImage(img, pv)
 	if err != nil {
 		return nil, err
 	}
-	r := &record{key: key, size: img.Size, state: slices.Clone(img.State), pages: pages, data: data}
+	r := &record{key: key, size: img.Size, state: slices.Clone(img.State), pages: pages}
 	if img.StateInImage {
 		r.flags |= flagStateInImage
 	}
@@ -328,12 +335,30 @@ func (s *Store) prepare(key Key, img *Image) (*entry, error) {
 		r.parent = parent.key
 	}
 	e := &entry{key: key, parentKey: r.parent, id: key.ID(), size: r.size, state: r.state, pages: pages,
-		dataPages: dataPages, parent: parent, rec: r, memOff: memOffset(r)}
-	n, err := writeFileAtomic(s.snapDir(), s.recordPath(e.id), s.cfg.Fsync, func(f *os.File) (int64, error) { return writeRecord(f, r) })
+		dataPages: dataPages, parent: parent, memOff: memOffset(r), dataOff: r.dataOffset()}
+	src := &imageSource{img: img}
+	n, err := writeFileAtomic(s.snapDir(), s.recordPath(e.id), s.cfg.Fsync, func(f *os.File) (int64, error) {
+		return writeRecord(f, r, src)
+	})
+	if err == nil {
+		e.sig, err = statSig(s.recordPath(e.id))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshotcache: store %s: %w", key, err)
 	}
 	e.recBytes = n
+	// Keep the pages of a small record (a function's diff) in memory: its children and its image
+	// are built from them. A large one (a runtime) is read from its file when needed.
+	if size := int64(len(pages)) * PageSize; size > 0 && size <= s.keepLimit() {
+		e.data = make([]byte, 0, size)
+		for i := 0; i < len(pages); i += maxRun {
+			b, err := src.contents(pages[i:min(i+maxRun, len(pages))], i)
+			if err != nil {
+				return nil, err
+			}
+			e.data = append(e.data, b...)
+		}
+	}
 	return e, nil
 }
 
@@ -356,11 +381,7 @@ func (s *Store) index(e *entry) {
 }
 
 func (e *entry) memBytes() int64 {
-	n := int64(len(e.state) + 8*len(e.pages) + 8*len(e.touched))
-	if e.rec != nil {
-		n += int64(len(e.rec.data))
-	}
-	return n
+	return int64(len(e.state) + 8*len(e.pages) + 8*len(e.touched) + len(e.data))
 }
 
 // unindex removes e from the index and deletes its files. Handles still held keep their entry
@@ -376,9 +397,7 @@ func (s *Store) unindex(e *entry, why error) {
 	if e.parent != nil {
 		e.parent.children--
 	}
-	if e.rec != nil {
-		e.rec = nil
-	}
+	e.data = nil
 	os.Remove(s.recordPath(e.id))
 	os.Remove(s.touchPath(e.id))
 	if e.img != nil {
@@ -521,7 +540,7 @@ func (s *Store) Close() error {
 			s.disk -= e.img.bytes
 			e.img = nil
 		}
-		e.rec = nil
+		e.data = nil
 	}
 	return errors.Join(errs...)
 }

@@ -90,7 +90,7 @@ func TestStoreCorruptionWhileRunning(t *testing.T) {
 	rk := sc.RuntimeKey("python:3.11", "b")
 	mem := pages(8, 1)
 	get(t, c, rk, root(mem)).Release()
-	if c.Stats().MemoryEvictions == 0 {
+	if c.Stats().MemoryBytes >= int64(len(mem)) {
 		t.Fatal("the root's pages stayed in memory; the test needs them read back from disk")
 	}
 	flipByte(t, dir, rk)
@@ -236,5 +236,39 @@ func TestImageFromFileRoundTrip(t *testing.T) {
 		if _, err := sc.ImageFromFile(rf, off); !errors.Is(err, sc.ErrInvalid) {
 			t.Errorf("memOffset %d: %v, want ErrInvalid", off, err)
 		}
+	}
+}
+
+// Small records (function diffs) keep their pages in memory within the memory budget, least
+// recently used leaving first; pages held for a handle stay.
+func TestStoreMemoryBudgetLRU(t *testing.T) {
+	const budget = 16 * sc.PageSize // keeps records of up to 2 pages
+	c := openStore(t, t.TempDir(), cachetest.Budgets{Memory: budget})
+	defer c.Close()
+	held := get(t, c, sc.RuntimeKey("k", "held"), root(pages(2, 1)))
+	defer held.Release()
+	for i := range 10 {
+		get(t, c, sc.RuntimeKey("k", string(rune('a'+i))), root(pages(2, byte(10+i)))).Release()
+	}
+	st := c.Stats()
+	if st.MemoryEvictions == 0 || st.MemoryBytes > budget {
+		t.Fatalf("stats %+v: want evictions down to %d bytes", st, budget)
+	}
+	// Everything still composes from disk.
+	for i := range 10 {
+		h, err := c.Lookup(context.Background(), sc.RuntimeKey("k", string(rune('a'+i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := h.Image(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 2*sc.PageSize)
+		f.ReadAt(got, 0)
+		if !slices.Equal(got, pages(2, byte(10+i))) {
+			t.Fatalf("image %d differs", i)
+		}
+		h.Release()
 	}
 }

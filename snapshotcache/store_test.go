@@ -41,6 +41,17 @@ func TestStoreConformance(t *testing.T) {
 	cachetest.Run(t, cachetest.Harness{Open: openStore, Corrupt: flipByte})
 }
 
+// The suite again with no pages kept in memory: every diff and image is built from record files
+// (copy_file_range, re-verification of changed files).
+func TestStoreConformanceFromDisk(t *testing.T) {
+	cachetest.Run(t, cachetest.Harness{
+		Open: func(t testing.TB, dir string, b cachetest.Budgets) sc.Cache {
+			return openStore(t, dir, cachetest.Budgets{Memory: 1, Disk: b.Disk})
+		},
+		Corrupt: flipByte,
+	})
+}
+
 func TestOpenRejectsBadConfig(t *testing.T) {
 	for _, cfg := range []sc.Config{{}, {Dir: t.TempDir(), DiskBudget: -1}, {Dir: t.TempDir(), MaxStateSize: 1 << 40}} {
 		if _, err := sc.Open(context.Background(), cfg); !errors.Is(err, sc.ErrInvalid) {

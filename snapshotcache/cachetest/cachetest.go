@@ -613,14 +613,14 @@ func testMemoryBudget(t *testing.T, h Harness) {
 	c, _ := open(t, h, Budgets{Memory: 1})
 	mem := memory(32, 16)
 	mustGet(t, c, rtKey, rootImage(mem, "rt")).Release()
-	// The parent's pages were dropped from memory; diffing a child and composing must still work.
+	// The parent's pages are not in memory; diffing a child and composing must still work.
 	child := derive(mem, []int{7, 8}, 1)
 	f := mustGet(t, c, fnKey, childImage(c, rtKey, child, "fn", nil))
 	checkImage(t, f, child)
 	f.Release()
 	st := c.Stats()
-	if st.MemoryEvictions == 0 || st.Snapshots != 2 {
-		t.Fatalf("stats %+v: want memory evictions and both snapshots kept", st)
+	if st.MemoryBytes >= nonZeroPages(mem)*page || st.Snapshots != 2 {
+		t.Fatalf("stats %+v: want both snapshots kept and their pages not held in memory over a 1-byte budget", st)
 	}
 	if st.BytesPrivate != (nonZeroPages(mem)+3)*page {
 		t.Fatalf("BytesPrivate %d", st.BytesPrivate)
