@@ -34,7 +34,7 @@ func benchImages() (rt, fn []byte, dirty []uint64) {
 }
 
 func benchStore(b *testing.B) *Store {
-	s, err := Open(context.Background(), Config{Dir: b.TempDir(), MemoryBudget: 1 << 30, DiskBudget: 16 << 30})
+	s, err := Open(context.Background(), Config{Dir: b.TempDir(), DiskBudget: 16 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func sigOf(st *unix.Stat_t) fileSig {
 
 // keepLimit is the largest record whose pages are kept in memory: bigger ones (runtime
 // snapshots, typically) are read from their files when needed instead of filling the heap.
-func (s *Store) keepLimit() int64 { return s.cfg.MemoryBudget / 8 }
+func (s *Store) keepLimit() int64 { return s.cfg.KeepInMemory }
 
 // openLayer opens e's own pages for reading. Pages kept in memory are used as they are; a record
 // small enough to keep is read whole (and so verified) into memory; a larger one is read from

@@ -78,7 +78,7 @@
 // Composed images have holes for zero pages. Pages of records kept in memory are written from
 // there; pages of the others are copied file to file in the kernel (copy_file_range), so a
 // large runtime snapshot never passes through the Go heap. Which records keep their pages in
-// memory: those no larger than an eighth of Config.MemoryBudget (function diffs, typically),
+// memory: those no larger than Config.KeepInMemory (function diffs, typically),
 // least recently used dropped first when the budget is exceeded, never while held or pinned.
 //
 // A page list (<id>.touch): magic "snaptch1", u32 count, u32 zero, count × u64 page numbers

@@ -20,6 +20,7 @@ const (
 	DefaultDiskBudget   = 8 << 30
 	DefaultMaxImageSize = 16 << 30
 	DefaultMaxStateSize = 16 << 20
+	DefaultKeepInMemory = 4 << 20
 )
 
 // Config configures a Store.
@@ -27,8 +28,11 @@ type Config struct {
 	// Dir holds the store's files (created if missing). One Store per Dir at a time.
 	Dir string
 	// MemoryBudget bounds the snapshot pages kept in memory to compose images and diff children.
-	// Only records up to an eighth of it are kept; larger ones are read from their files.
 	MemoryBudget int64
+	// KeepInMemory is the largest record whose pages are kept in memory (function diffs, say);
+	// larger ones (runtime snapshots) are read from their files when needed, never through the
+	// heap. Default DefaultKeepInMemory; at most MemoryBudget/2.
+	KeepInMemory int64
 	// DiskBudget bounds the persisted snapshots plus the composed images under Dir.
 	DiskBudget int64
 	// MaxImageSize and MaxStateSize bound an image's Size and State (inputs and files alike).
@@ -119,7 +123,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		v    *int64
 		def  int64
 	}{{"MemoryBudget", &cfg.MemoryBudget, DefaultMemoryBudget}, {"DiskBudget", &cfg.DiskBudget, DefaultDiskBudget},
-		{"MaxImageSize", &cfg.MaxImageSize, DefaultMaxImageSize}, {"MaxStateSize", &cfg.MaxStateSize, DefaultMaxStateSize}} {
+		{"MaxImageSize", &cfg.MaxImageSize, DefaultMaxImageSize}, {"MaxStateSize", &cfg.MaxStateSize, DefaultMaxStateSize},
+		{"KeepInMemory", &cfg.KeepInMemory, DefaultKeepInMemory}} {
 		switch {
 		case *f.v < 0:
 			return nil, fmt.Errorf("snapshotcache: Config.%s is negative (%d): %w", f.name, *f.v, ErrInvalid)
@@ -127,6 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			*f.v = f.def
 		}
 	}
+	cfg.KeepInMemory = min(cfg.KeepInMemory, cfg.MemoryBudget/2)
 	if cfg.MaxStateSize > 1<<31 {
 		return nil, fmt.Errorf("snapshotcache: Config.MaxStateSize %d: more than 2 GiB: %w", cfg.MaxStateSize, ErrInvalid)
 	}

@@ -242,7 +242,7 @@ func TestImageFromFileRoundTrip(t *testing.T) {
 // Small records (function diffs) keep their pages in memory within the memory budget, least
 // recently used leaving first; pages held for a handle stay.
 func TestStoreMemoryBudgetLRU(t *testing.T) {
-	const budget = 16 * sc.PageSize // keeps records of up to 2 pages
+	const budget = 16 * sc.PageSize // keeps records of up to 8 pages
 	c := openStore(t, t.TempDir(), cachetest.Budgets{Memory: budget})
 	defer c.Close()
 	held := get(t, c, sc.RuntimeKey("k", "held"), root(pages(2, 1)))
