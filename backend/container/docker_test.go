@@ -126,12 +126,12 @@ func (d *fakeDocker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.cancel = cancel
 		var mu sync.Mutex
 		os.MkdirAll(filepath.Join(d.workDir, c.id), 0o755)
-		go ServeProxy(ctx, ProxyConfig{Listen: fmt.Sprintf("tcp:%s:%d", c.ip, d.port), Kind: "nodejs:20",
+		go ServeProxy(ctx, ProxyConfig{Listen: "tcp:" + net.JoinHostPort(c.ip, fmt.Sprint(d.port)), Kind: "nodejs:20",
 			WorkDir: filepath.Join(d.workDir, c.id), Stdout: frameWriter{&mu, c.logsW, 1}, Stderr: frameWriter{&mu, c.logsW, 2},
 			Env: []string{"PATH=/usr/bin:/bin", "__OW_API_HOST=" + envOf(c.create, "__OW_API_HOST")}})
 		// Wait for the proxy to listen, as `docker start` returns once the process runs.
 		for i := 0; i < 500; i++ {
-			if conn, err := net.Dial("tcp", fmt.Sprintf("%s:%d", c.ip, d.port)); err == nil {
+			if conn, err := net.Dial("tcp", net.JoinHostPort(c.ip, fmt.Sprint(d.port))); err == nil {
 				conn.Close()
 				break
 			}
