@@ -1,14 +1,21 @@
 package kvm
 
-import "os"
+import (
+	_ "embed"
+	"os"
+)
 
 // exitPath is how a guest's `syscall` reaches the VMM and how the VMM returns to the program. The
 // two backends differ because kvm-pvm keeps `syscall` at CPL3 while hardware VMX enters CPL0.
 type exitPath interface {
 	// name is "pvm" or "vmx"; it is part of a snapshot's fingerprint.
 	name() string
-	// stub is the code MSR_LSTAR points at.
+	// stub is the code placed at stubAddr; entry is where MSR_LSTAR points.
 	stub() []byte
+	entry() uint64
+	// inFastPath reports whether rip lies in stub code that may be mid-way through an output-ring
+	// update (see ring.go); the ring is drained only when it does not.
+	inFastPath(rip uint64) bool
 	// isSyscall reports whether the exit in run is the stub's exit.
 	isSyscall(run *kvmRunPage) bool
 	// complete sets the registers that return ret to the program. live is true when the syscall
@@ -28,8 +35,9 @@ func detectBackend() exitPath {
 }
 
 // pvmExit: on kvm-pvm, `syscall` jumps to MSR_LSTAR but stays at CPL3, where `out` and `sysretq`
-// fault. The stub is one store to mmioAddr, a page the tables map but no memory slot backs:
-// KVM_EXIT_MMIO with RIP already past the store.
+// fault. The stub's exit is one store to mmioAddr, a page the tables map but no memory slot
+// backs: KVM_EXIT_MMIO with RIP already past the store. Its entry first tries to append a
+// write(2) to the output ring (ring.go) without exiting at all; see vdso/stub_pvm.S.
 //
 // Return path: the VMM writes RIP ← RCX and RFLAGS ← R11 (masked as SYSRET masks it) together with
 // RAX through the synchronised registers it writes anyway, which is exactly SYSRET's effect at
@@ -38,12 +46,20 @@ func detectBackend() exitPath {
 // program gains nothing it could not do itself, since RCX and R11 are its own registers.
 type pvmExit struct{}
 
-// pvmStub is `mov [mmioAddr], eax` (A3 moffs64). The stored value is ignored: the VMM reads RAX
-// from the synchronised registers.
-var pvmStub = []byte{0xA3, 0x00, 0xF0, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00}
+// pvmStub is vdso/stub_pvm.S assembled: the exit (`mov [mmioAddr], eax`) at offset 0, the entry
+// at pvmEntry. The stored value is ignored: the VMM reads RAX from the synchronised registers.
+//
+//go:embed vdso/stub_pvm.bin
+var pvmStub []byte
 
-func (pvmExit) name() string { return "pvm" }
-func (pvmExit) stub() []byte { return pvmStub }
+const pvmEntry = 16
+
+func (pvmExit) name() string  { return "pvm" }
+func (pvmExit) stub() []byte  { return pvmStub }
+func (pvmExit) entry() uint64 { return stubAddr + pvmEntry }
+func (pvmExit) inFastPath(rip uint64) bool {
+	return rip >= stubAddr+pvmEntry && rip < stubAddr+uint64(len(pvmStub))
+}
 
 func (pvmExit) isSyscall(run *kvmRunPage) bool {
 	m := run.mmio()

@@ -12,8 +12,10 @@ const vmxPort = 0xE9
 // vmxStub is `out 0xE9, al; sysretq`.
 var vmxStub = []byte{0xE6, vmxPort, 0x48, 0x0F, 0x07}
 
-func (vmxExit) name() string { return "vmx" }
-func (vmxExit) stub() []byte { return vmxStub }
+func (vmxExit) name() string           { return "vmx" }
+func (vmxExit) stub() []byte           { return vmxStub }
+func (vmxExit) entry() uint64          { return stubAddr }
+func (vmxExit) inFastPath(uint64) bool { return false } // no output ring: exits are cheap here
 
 func (vmxExit) isSyscall(run *kvmRunPage) bool {
 	io := run.io()

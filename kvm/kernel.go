@@ -43,6 +43,7 @@ type kernel struct {
 	clock clockState
 
 	counts, enosys map[uint64]uint64
+	ringMask       uint64 // descriptor mask last published to the output ring
 
 	// Set by a system call that ends the run.
 	stop    *Exit
@@ -58,6 +59,7 @@ func newKernel(m *memory, cpu cpuControl, cfg *Config) *kernel {
 		k.random = rand.Reader
 	}
 	k.fds = standardFDs()
+	k.ringMask = ringNoMask
 	k.stdin.src = cfg.Stdin
 	k.setOutputs(cfg.Stdout, cfg.Stderr, cfg.Result, cfg.OutputLimit)
 	k.clock.init()

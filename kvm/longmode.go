@@ -110,7 +110,7 @@ func writeControlStructures(m *memory) {
 	for gpa := uint64(pageSize); gpa < 2<<20 && gpa < memSize; gpa += pageSize {
 		var flags uint64 = ptePresent | pteAD
 		switch {
-		case gpa >= userLo:
+		case gpa >= userLo, gpa == ringAddr:
 			flags |= pteWrite | pteUser
 		case gpa == stubAddr, gpa == vvarAddr, gpa >= vdsoAddr && gpa < vdsoAddr+vdsoSize:
 			flags |= pteUser // readable and executable by the program, never writable
@@ -151,12 +151,12 @@ func initialSregs() sregs {
 	}
 }
 
-// initialMSRs are the system-call MSRs every guest gets.
-func initialMSRs() []msrEntry {
+// initialMSRs are the system-call MSRs every guest gets; entry is the stub's entry point.
+func initialMSRs(entry uint64) []msrEntry {
 	return []msrEntry{
 		{Index: msrSTAR, Data: starValue},
-		{Index: msrLSTAR, Data: stubAddr},
-		{Index: msrCSTAR, Data: stubAddr},
+		{Index: msrLSTAR, Data: entry},
+		{Index: msrCSTAR, Data: entry},
 		{Index: msrSFMASK, Data: sfmaskValue},
 		{Index: msrFSBase}, {Index: msrGSBase}, {Index: msrKernelGSBase},
 	}

@@ -72,6 +72,7 @@ func (k *kernel) setState(s *kernelState) {
 		k.clock.MonoOffset = s.MonoAt - now // never run the guest's monotonic clock backwards
 	}
 	k.stop, k.blocked = nil, false
+	k.ringMask = ringNoMask
 	clear(k.counts)
 	clear(k.enosys)
 }
@@ -408,4 +409,5 @@ func (g *Guest) parkAtSnapshot() {
 	g.sh.cpu.run.Regs = g.regs
 	g.sh.cpu.run.DirtyRegs = syncRegs
 	g.pending, g.final = true, nil
+	g.exits = 0
 }

@@ -68,8 +68,11 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 	}
 	for {
 		if v.stopping.Load() {
+			g.regs = v.run.Regs
+			g.drainOutput()
 			return g.finish(Exit{Reason: Deadline}), nil
 		}
+		g.k.publishRing()
 		v.run.ValidRegs = syncRegs
 		err := runOnce(v.fd)
 		if err == unix.EINTR {
@@ -78,7 +81,9 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 		if err != nil {
 			return Exit{}, fmt.Errorf("%w: KVM_RUN: %v", ErrVMM, err)
 		}
+		g.exits++
 		g.regs = v.run.Regs
+		g.drainOutput()
 		g.lastExitSyscall = g.h.backend.isSyscall(v.run)
 		if g.lastExitSyscall {
 			if ex, done := g.serve(true); done {
@@ -158,14 +163,23 @@ func (g *Guest) unexpectedExit() (Exit, bool) {
 	return ex, true
 }
 
+// drainOutput delivers the output the stub buffered in the ring, unless the guest stopped inside
+// the stub's fast path (then at the next exit).
+func (g *Guest) drainOutput() {
+	if !g.h.backend.inFastPath(g.regs.RIP) {
+		g.k.drainRing()
+	}
+}
+
 // finish fills the common fields of an Exit.
 func (g *Guest) finish(ex Exit) Exit {
 	ex.Regs = g.regs
 	ex.Syscalls = copyCounts(g.k.counts)
 	ex.ENOSYS = copyCounts(g.k.enosys)
 	ex.OutputTruncated = g.k.out.dropped
+	ex.Exits = g.exits
 	if g.final != nil {
-		g.final.Regs, g.final.Syscalls, g.final.ENOSYS, g.final.OutputTruncated = ex.Regs, ex.Syscalls, ex.ENOSYS, ex.OutputTruncated
+		g.final.Regs, g.final.Syscalls, g.final.ENOSYS, g.final.OutputTruncated, g.final.Exits = ex.Regs, ex.Syscalls, ex.ENOSYS, ex.OutputTruncated, ex.Exits
 	}
 	return ex
 }

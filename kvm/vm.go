@@ -64,6 +64,7 @@ func (h *Host) probe() error {
 	var vendor [12]byte
 	fp := sha256.New()
 	fp.Write([]byte(h.backend.name()))
+	fp.Write(h.backend.stub()) // snapshots carry the stub: a VMM with another one refuses them
 	for i := range c.Entries[:c.N] {
 		e := &c.Entries[i]
 		switch {
@@ -186,7 +187,7 @@ var snapshotMSRs = []uint32{msrSTAR, msrLSTAR, msrCSTAR, msrSFMASK, msrFSBase, m
 
 // bootState is the vCPU state of a freshly booted guest.
 func (h *Host) bootState() *machineState {
-	st := &machineState{Sregs: initialSregs(), MSRs: initialMSRs()}
+	st := &machineState{Sregs: initialSregs(), MSRs: initialMSRs(h.backend.entry())}
 	// Legacy XSAVE area: FCW 0x37F (all exceptions masked, 64-bit precision), MXCSR 0x1F80.
 	st.Xsave.Region[0] = 0x37F
 	st.Xsave.Region[6] = 0x1F80
@@ -284,6 +285,7 @@ type Guest struct {
 	// lastExitSyscall: the last KVM_RUN ended at the stub's exit, whose completion KVM may still
 	// owe (on VMX it steps over `out` at the next KVM_RUN).
 	lastExitSyscall bool
+	exits           uint64
 	// slotAttached: mem was mapped over a pooled shell's installed memory slot.
 	slotAttached bool
 	dirtyLog     []uint64
