@@ -15,8 +15,12 @@
 //   - stores a function snapshot: Get(ctx, FunctionKey(docid, rev, digest), build) where build
 //     takes a handle on the runtime snapshot, restores it, runs /init and returns
 //     &Image{Parent: runtimeHandle, State, Memory, Size, Dirty: dirtyLog};
-//   - restores: h.Image(ctx) gives the composed file to mmap MAP_PRIVATE, h.State() the blob;
-//     h.Release() when the guest is gone.
+//   - restores: h.Image(ctx) gives the composed file to mmap MAP_PRIVATE (guest memory starts at
+//     h.MemoryOffset()), h.State() the blob; h.Release() when the guest is gone.
+//
+// A VMM whose snapshot files are a header followed by page-aligned memory (package kvm's are)
+// can store such a file with ImageFromFile: the composed image is then byte for byte a snapshot
+// file that VMM opens itself, and the cache still stores only the pages that changed.
 //
 // Handles are reference counts: nothing held is evicted. Runtime snapshots can be pinned. A
 // memory budget bounds the pages kept in memory; a disk budget bounds records and composed

@@ -347,7 +347,9 @@ func (s *Store) prepare(key Key, img *Image) (*entry, error) {
 		return writeRecord(f, r, src)
 	})
 	if err == nil {
-		e.sig, err = statSig(s.recordPath(e.id))
+		if e.sig, err = statSig(s.recordPath(e.id)); err != nil {
+			os.Remove(s.recordPath(e.id))
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("snapshotcache: store %s: %w", key, err)
@@ -360,6 +362,7 @@ func (s *Store) prepare(key Key, img *Image) (*entry, error) {
 		for i := 0; i < len(pages); i += maxRun {
 			b, err := src.contents(pages[i:min(i+maxRun, len(pages))], i)
 			if err != nil {
+				os.Remove(s.recordPath(e.id))
 				return nil, err
 			}
 			e.data = append(e.data, b...)
