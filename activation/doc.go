@@ -13,12 +13,14 @@
 // (ErrInvalidMessage, ErrInvalidRecord, ErrInvalidAction, ErrInvalidManifest). Decoders never
 // panic and allocate in proportion to their input; Kafka records above MaxActivationLimit are
 // refused before they are parsed. Encoding omits empty optional members and writes a
-// transaction id exactly as it was received.
+// transaction id exactly as it was received; encode with Marshal (not json.Marshal, which
+// escapes <, > and &) so that strings also go out byte for byte.
 //
 // Rules (no I/O, no clock: times are passed in): ClassifyInit and ClassifyRun turn a
 // RuntimeOutcome into an ActivationResponse with OpenWhisk's texts; ChooseAcks says which acks
 // to send in which order; BuildInitBody and BuildRunBody make the runtime's /init and /run
 // bodies including the __OW_* context and decrypted parameters; ActivationEventFrom derives the
-// user event; CheckLimits checks action limits; BuildActivation and FallbackActivation make the
-// activation record.
+// user event; CheckLimits checks action limits; ShouldStore applies the store levels;
+// BuildActivation and FallbackActivation make the activation record; LogCollector, FormatLogLine
+// and InvokerLogLine make its log lines.
 package activation

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // seed adds every fixture whose name starts with prefix (valid and invalid) to the corpus.
@@ -141,6 +142,60 @@ func FuzzParseByteSize(f *testing.F) {
 		back, err := ParseByteSize(b.String())
 		if err != nil || back != b {
 			t.Fatalf("%q → %v → %q → %v, %v", s, b, b.String(), back, err)
+		}
+	})
+}
+
+// FuzzRuntimeBodies feeds hostile messages (content, initArgs, lockedArgs, authkey) to the
+// /init and /run builders: they return a body or an error, never panic, and bodies are JSON.
+func FuzzRuntimeBodies(f *testing.F) {
+	seed(f, "activation-message")
+	doc, err := DecodeAction(readFixture(f, "action-doc-with-params-init-encryption.json"), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys, _ := DecodeParameterKeys(readFixture(f, "parameter-encryption-keys.json"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeActivationMessage(b)
+		if err != nil {
+			return
+		}
+		in := Invocation{Msg: m, Action: doc, Keys: keys, Deadline: 1}
+		if r, err := BuildInit(in); err == nil {
+			if out, err := Marshal(r); err != nil || !json.Valid(out) {
+				t.Fatalf("init body %s: %v", out, err)
+			}
+		}
+		if r, err := BuildRun(in); err == nil {
+			if out, err := Marshal(r); err != nil || !json.Valid(out) {
+				t.Fatalf("run body %s: %v", out, err)
+			}
+		}
+	})
+}
+
+// FuzzClassify feeds arbitrary runtime answers to the classifiers: the response is always a
+// valid status with a JSON result.
+func FuzzClassify(f *testing.F) {
+	f.Add(200, []byte(`{"a":1}`), 7, uint8(0))
+	f.Add(502, []byte(`{"error":"x"}`), 13, uint8(0))
+	f.Add(200, []byte(`[1,2`), 4, uint8(0))
+	f.Add(200, []byte("\xff\xfe"), 999, uint8(0))
+	f.Add(0, []byte(nil), 0, uint8(3))
+	f.Fuzz(func(t *testing.T, status int, body []byte, length int, failure uint8) {
+		o := RuntimeOutcome{Failure: RuntimeFailure(failure % 5), Status: status, Body: body, Length: length}
+		l := ResponseLimits{Timeout: time.Second, MaxPayload: 64, Truncation: 16}
+		for _, c := range []Classification{ClassifyRun(o, l), ClassifyInit(o, l)} {
+			if c.Initialized {
+				continue
+			}
+			r := c.Response
+			if r.StatusCode < 0 || r.StatusCode > 3 || !json.Valid(r.Result) {
+				t.Fatalf("response %d %s", r.StatusCode, r.Result)
+			}
+			if _, err := Marshal(r); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }
