@@ -143,7 +143,8 @@ type TouchRecorder interface {
 
 // TouchedPages is implemented by handles of a TouchRecorder cache.
 type TouchedPages interface {
-	// Touched returns the recorded page list, ascending, or nil when none was recorded.
+	// Touched returns the recorded page list, ascending, or nil when none was recorded. The
+	// caller must not modify it.
 	Touched() []uint64
 }
 

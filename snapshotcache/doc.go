@@ -25,7 +25,8 @@
 // Handles are reference counts: nothing held is evicted. Runtime snapshots can be pinned. A
 // memory budget bounds the pages kept in memory; a disk budget bounds records and composed
 // images, evicted least recently used first (images before records, children before parents).
-// Concurrent first requests for one key run its build once. The conformance suite every Cache
+// After a restart, recency is taken from the records' modification times. Concurrent first
+// requests for one key run its build once. The conformance suite every Cache
 // implementation must pass is in package cachetest.
 //
 // # On-disk format

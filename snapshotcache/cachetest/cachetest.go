@@ -66,6 +66,7 @@ func Run(t *testing.T, h Harness) {
 		{"MapPrivateIsolated", testMapPrivate},
 		{"TouchedPages", testTouched},
 		{"StateInImage", testStateInImage},
+		{"ImageComposedOnce", testImageComposedOnce},
 		{"ConcurrentMixed", testConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -921,5 +922,49 @@ func testStateInImage(t *testing.T, h Harness) {
 		}
 		checkImage(t, s, tc.mem)
 		s.Release()
+	}
+}
+
+// testImageComposedOnce: concurrent first Image calls on one snapshot compose it once and all get
+// the same file; a later handle reuses it.
+func testImageComposedOnce(t *testing.T, h Harness) {
+	c, _ := open(t, h, Budgets{})
+	mem := memory(64, 23)
+	mustGet(t, c, rtKey, rootImage(mem, "rt")).Release()
+	child := derive(mem, []int{9, 10, 11}, 12)
+	mustGet(t, c, fnKey, childImage(c, rtKey, child, "fn", nil)).Release()
+	const n = 10
+	names := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s, err := c.Lookup(context.Background(), fnKey)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Release()
+			f, err := s.Image(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			names[i] = f.Name()
+			got := make([]byte, len(child))
+			if _, err := f.ReadAt(got, s.MemoryOffset()); err != nil && err != io.EOF {
+				t.Error(err)
+			} else if !bytes.Equal(got, child) {
+				t.Error("concurrently composed image differs from the memory stored")
+			}
+		})
+	}
+	wg.Wait()
+	for _, name := range names[1:] {
+		if name != names[0] {
+			t.Fatalf("concurrent Image calls got different files: %q and %q", names[0], name)
+		}
+	}
+	if st := c.Stats(); st.Composes != 1 {
+		t.Fatalf("Composes %d, want 1 for one snapshot's image", st.Composes)
 	}
 }
