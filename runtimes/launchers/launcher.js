@@ -237,6 +237,10 @@ function encode(status, body) {
 }
 
 async function loop() {
+  // Create the stdio streams now (Node builds them lazily, ~10 ms): that cost belongs to the
+  // runtime's boot, which a prewarmed or snapshotted launcher has already paid, not to /init.
+  void process.stdout;
+  void process.stderr;
   const first = readLine();
   if (first === null) process.exit(0);
   let fn;
