@@ -31,7 +31,7 @@ func opsFnKey(i int) sc.Key   { return sc.FunctionKey("action", fmt.Sprint(i%4),
 func opsRootMem(i int) []byte { return pages(opsPages, byte(1+40*(i%2))) }
 func opsFnMem(i int) []byte {
 	m := bytes.Clone(opsRootMem(i % 2))
-	m[(i%4)*sc.PageSize] ^= 0xff             // one page changed
+	m[(i%4)*sc.PageSize] ^= 0xff            // one page changed
 	clear(m[5*sc.PageSize : 6*sc.PageSize]) // one page zeroed
 	return append(m, pages(i%4, 9)...)      // and grown by i%4 pages
 }
