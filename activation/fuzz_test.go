@@ -199,3 +199,43 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplit checks the single-pass splitter against encoding/json on valid documents and
+// that it never panics on invalid ones.
+func FuzzSplit(f *testing.F) {
+	seed(f, "")
+	f.Add([]byte(`{"a\u0041":[1,{"b":"}"}],"a":"x\"y","c":{}}`))
+	f.Add([]byte(`[1, "a", [ ], {"k": null} ,true]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, errM := splitObject(b)
+		items, errA := splitArray(b)
+		if _, err := unquote(b); err == nil && !json.Valid(b) {
+			t.Fatalf("unquote accepted invalid %q", b)
+		}
+		if !json.Valid(b) {
+			return
+		}
+		var wantM map[string]json.RawMessage
+		if json.Unmarshal(b, &wantM) == nil && wantM != nil {
+			if errM != nil || len(m) != len(wantM) {
+				t.Fatalf("splitObject(%q) = %v, %v; want %v", b, m, errM, wantM)
+			}
+			for k, v := range wantM {
+				if string(m[k]) != string(v) {
+					t.Fatalf("member %q: %q, want %q", k, m[k], v)
+				}
+			}
+		}
+		var wantA []json.RawMessage
+		if json.Unmarshal(b, &wantA) == nil && wantA != nil {
+			if errA != nil || len(items) != len(wantA) {
+				t.Fatalf("splitArray(%q) = %v, %v; want %v", b, items, errA, wantA)
+			}
+			for i := range wantA {
+				if string(items[i]) != string(wantA[i]) {
+					t.Fatalf("element %d: %q, want %q", i, items[i], wantA[i])
+				}
+			}
+		}
+	})
+}

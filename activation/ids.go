@@ -145,15 +145,15 @@ func parseTransactionID(raw []byte, depth int) TransactionID {
 	if depth > 32 || jsonType(raw) != "array" {
 		return unknown
 	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil || len(items) < 2 || len(items) > 4 {
+	items, err := splitArray(raw)
+	if err != nil || len(items) < 2 || len(items) > 4 {
 		return unknown
 	}
 	if jsonType(items[0]) != "string" || jsonType(items[1]) != "number" {
 		return unknown
 	}
 	var t TransactionID
-	if json.Unmarshal(items[0], &t.ID) != nil {
+	if t.ID, err = unquote(items[0]); err != nil {
 		return unknown
 	}
 	start, err := parseWhole(items[1])

@@ -60,23 +60,22 @@ func join(path, name string) string {
 
 func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
-// parseObject reads raw as a JSON object located at path.
+// parseObject reads raw as a JSON object located at path. With path "" raw is a whole
+// document and is validated here, once; a non-empty path means raw is a member of a document
+// that was validated already, so it is only split.
 func (r reader) parseObject(raw []byte, path string) (obj, error) {
+	if path == "" && !json.Valid(raw) {
+		return obj{}, r.syntax(raw)
+	}
 	if t := jsonType(raw); t != "object" {
 		if path == "" {
-			if !json.Valid(raw) {
-				return obj{}, r.syntax(raw)
-			}
 			return obj{}, r.fail("", nil, "must be a JSON object, got %s", t)
 		}
 		return obj{}, r.fail(path, nil, "must be a JSON object, got %s", t)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		if path == "" {
-			return obj{}, r.syntax(raw)
-		}
-		return obj{}, r.fail(path, err, "malformed object: %v", err)
+	m, err := splitObject(raw)
+	if err != nil {
+		return obj{}, r.fail(path, err, "malformed object")
 	}
 	return obj{r: r, path: path, m: m}, nil
 }
@@ -123,8 +122,8 @@ func (o obj) str(name string, required bool) (string, bool, error) {
 	if jsonType(v) != "string" {
 		return "", false, o.wrongType(name, "a string", v)
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	s, err := unquote(v)
+	if err != nil {
 		return "", false, o.r.fail(o.field(name), err, "malformed string: %v", err)
 	}
 	return s, true, nil
@@ -248,12 +247,9 @@ func (o obj) array(name string, required bool) ([]json.RawMessage, bool, error) 
 	if jsonType(v) != "array" {
 		return nil, false, o.wrongType(name, "an array", v)
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(v, &items); err != nil {
+	items, err := splitArray(v)
+	if err != nil {
 		return nil, false, o.r.fail(o.field(name), err, "malformed array: %v", err)
-	}
-	if items == nil {
-		items = []json.RawMessage{}
 	}
 	return items, true, nil
 }
@@ -269,8 +265,8 @@ func (o obj) strings(name string, required bool) ([]string, error) {
 		if jsonType(it) != "string" {
 			return nil, o.r.fail(index(o.field(name), i), nil, "must be a string, got %s", jsonType(it))
 		}
-		var s string
-		if err := json.Unmarshal(it, &s); err != nil {
+		s, err := unquote(it)
+		if err != nil {
 			return nil, o.r.fail(index(o.field(name), i), err, "malformed string")
 		}
 		out = append(out, s)
@@ -289,8 +285,8 @@ func (o obj) stringMap(name string, required bool) (map[string]string, error) {
 		if jsonType(v) != "string" {
 			return nil, o.r.fail(sub.field(k), nil, "must be a string, got %s", jsonType(v))
 		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		s, err := unquote(v)
+		if err != nil {
 			return nil, o.r.fail(sub.field(k), err, "malformed string")
 		}
 		out[k] = s

@@ -161,7 +161,7 @@ func (m *Manifest) Resolve(kind string) (RuntimeKind, bool) {
 		}
 		kind = k
 	}
-	k, ok := m.byKind[kind]
+	k, ok := m.byKind[strings.ToLower(kind)]
 	if !ok {
 		return RuntimeKind{}, false
 	}
@@ -172,15 +172,15 @@ var defaultFamilyPattern = regexp.MustCompile(`\A[a-z0-9]+\z`)
 
 // DefaultKind returns the default kind of a family.
 func (m *Manifest) DefaultKind(family string) (string, bool) {
-	k, ok := m.defaults[family]
+	k, ok := m.defaults[strings.ToLower(family)]
 	return k, ok
 }
 
-// Kinds lists every kind, sorted.
+// Kinds lists every kind as the manifest writes it, sorted.
 func (m *Manifest) Kinds() []string {
 	out := make([]string, 0, len(m.byKind))
-	for k := range m.byKind {
-		out = append(out, k)
+	for _, k := range m.byKind {
+		out = append(out, k.Kind)
 	}
 	sort.Strings(out)
 	return out
@@ -196,7 +196,7 @@ type StemCellSpec struct {
 func (m *Manifest) StemCells() []StemCellSpec {
 	var out []StemCellSpec
 	for _, k := range m.Kinds() {
-		for _, s := range m.byKind[k].StemCells {
+		for _, s := range m.byKind[strings.ToLower(k)].StemCells {
 			out = append(out, StemCellSpec{Kind: k, StemCell: s})
 		}
 	}
@@ -255,19 +255,21 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 			var defs []string
 			for i := range kinds {
 				k := &kinds[i]
-				if _, dup := m.byKind[k.Kind]; dup {
+				// Actions' kinds are lower-cased when read, so kinds are looked up lower-cased.
+				key := strings.ToLower(k.Kind)
+				if _, dup := m.byKind[key]; dup {
 					return nil, r.fail(index(rt.field(fam), i)+".kind", nil, "kind %q is defined more than once", k.Kind)
 				}
-				m.byKind[k.Kind] = k
+				m.byKind[key] = k
 				if k.IsDefault() {
 					defs = append(defs, k.Kind)
 				}
 			}
 			switch {
 			case len(defs) == 1:
-				m.defaults[fam] = defs[0]
+				m.defaults[strings.ToLower(fam)] = defs[0]
 			case len(defs) == 0 && len(kinds) == 1:
-				m.defaults[fam] = kinds[0].Kind
+				m.defaults[strings.ToLower(fam)] = kinds[0].Kind
 			case len(defs) == 0 && len(kinds) > 1:
 				return nil, r.fail(rt.field(fam), nil, "%s has multiple versions, but no default.", fam)
 			case len(defs) > 1:

@@ -181,3 +181,18 @@ func TestActionDocumentRules(t *testing.T) {
 		t.Errorf("limits annotation %s", got)
 	}
 }
+
+func TestManifestKindsAreMatchedLowerCased(t *testing.T) {
+	m, err := DecodeManifest([]byte(`{"runtimes":{"NodeJS":[{"kind":"NodeJS:D8","image":{"name":"n"},"default":true},{"kind":"nodejs:x","image":{"name":"n"}}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range append(m.Kinds(), "nodejs:default", "NODEJS:D8") {
+		if r, ok := m.Resolve(k); !ok || r.Kind == "" {
+			t.Errorf("Resolve(%q) failed", k)
+		}
+	}
+	if _, err := DecodeManifest([]byte(`{"runtimes":{"a":[{"kind":"A:1","image":{"name":"n"}}],"b":[{"kind":"a:1","image":{"name":"n"}}]}}`)); !errors.Is(err, ErrInvalidManifest) {
+		t.Errorf("kinds differing only in case accepted: %v", err)
+	}
+}
