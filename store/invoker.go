@@ -65,3 +65,13 @@ func (w *ActivationWriter) Pending() int { return 0 }
 
 // Close flushes the activations database to disk; the store itself stays open.
 func (w *ActivationWriter) Close(ctx context.Context) error { return w.s.Activations.Sync() }
+
+// Exists reports whether an activation record is stored (the invoker's RecordChecker: it skips
+// activations delivered again after a restart).
+func (w *ActivationWriter) Exists(ctx context.Context, docid string) (bool, error) {
+	_, err := w.s.Activations.Rev(docid)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -74,6 +74,5 @@ func runStandalone(ctx context.Context, args []string) error {
 	return standalone.Run(ctx, o, os.Stdout)
 }
 
-// standaloneInvoker starts the in-process invoker; nil until the invoker package can be given
-// the standalone's Kafka, manifest and store.
-var standaloneInvoker standalone.InvokerStarter
+// standaloneInvoker is the invoker run in-process, unchanged, on the registered drivers.
+var standaloneInvoker = standalone.Invoker(nil)
