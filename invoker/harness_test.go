@@ -94,10 +94,10 @@ func newWorld(t *testing.T, persistentCouch bool) *world {
 	bins := t.TempDir()
 	build := func(name string) []byte {
 		var exe string
-		if name == "apperror" {
+		if name == "apperror" || name == "gate" {
 			exe = filepath.Join(bins, name)
-			if out, err := exec.Command("gcc", "-static", "-O2", "-o", exe, "testdata/apperror.c").CombinedOutput(); err != nil {
-				t.Fatalf("gcc -static apperror.c (install gcc and libc6-dev): %v: %s", err, out)
+			if out, err := exec.Command("gcc", "-static", "-O2", "-o", exe, "testdata/"+name+".c").CombinedOutput(); err != nil {
+				t.Fatalf("gcc -static %s.c (install gcc and libc6-dev): %v: %s", name, err, out)
 			}
 		} else if exe, err = procdriver.BuildSample(bins, name); err != nil {
 			t.Fatal(err)
@@ -119,7 +119,7 @@ func newWorld(t *testing.T, persistentCouch bool) *world {
 	w.revs["guest/echo"] = rev
 	w.putAction("echonologs", map[string]any{"kind": "blackbox", "image": "openwhisk/dockerskeleton:nightly", "binary": true,
 		"code": base64.StdEncoding.EncodeToString(echo)}, map[string]any{"logs": 0})
-	for _, name := range []string{"sleep", "apperror", "initfail", "nonjson"} {
+	for _, name := range []string{"sleep", "apperror", "initfail", "nonjson", "gate"} {
 		w.putAction(name, map[string]any{"kind": "blackbox", "image": "openwhisk/dockerskeleton:nightly", "binary": true,
 			"code": base64.StdEncoding.EncodeToString(build(name))}, nil)
 	}

@@ -125,8 +125,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	}
 	inst := activation.InvokerInstanceID{Instance: id, UniqueName: cfg.Identity.UniqueName,
 		DisplayedName: cfg.Identity.DisplayedName, UserMemory: activation.SizeBytes(cfg.UserMemory)}
-	log = log.With(zap.String("invoker", inst.Source()))
-	p := &Process{Instance: inst, log: log, Topic: cfg.Kafka.TopicPrefix + inst.Topic()}
+	p := &Process{Instance: inst, log: log.With(zap.String("invoker", inst.Source())), Topic: cfg.Kafka.TopicPrefix + inst.Topic()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -154,7 +153,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 			return nil, fmt.Errorf("CONFIG_whisk_couchdb_*: %w", err)
 		}
 		actions = couch.NewActions(client, cfg.CouchDB.EntityDB, cfg.Snap.ActionCacheEntries)
-		records = couch.NewStore(client, cfg.CouchDB.ActivationDB, cfg.Snap.StoreBatchSize, log)
+		records = couch.NewStore(client, cfg.CouchDB.ActivationDB, cfg.Snap.StoreBatchSize, p.log)
 	}
 	p.closers = append(p.closers, func() error { return records.Close(context.Background()) })
 
@@ -175,7 +174,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		if o.NewExecutor == nil {
 			return nil, errors.New("invoker: no executor (no driver pool configured)")
 		}
-		if exe, err = o.NewExecutor(ctx, ExecutorParams{Config: cfg, Instance: inst, Manifest: manifest, Metrics: p.Metrics, Logger: log}); err != nil {
+		if exe, err = o.NewExecutor(ctx, ExecutorParams{Config: cfg, Instance: inst, Manifest: manifest, Metrics: p.Metrics, Logger: p.log}); err != nil {
 			return nil, fmt.Errorf("drivers: %w", err)
 		}
 	}
@@ -184,7 +183,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	}
 
 	p.feed, err = kafkafeed.New(kafkafeed.Config{Brokers: cfg.KafkaHosts, Topic: p.Topic, MaxPeek: cfg.MaxPeek(),
-		MaxMessageBytes: activation.MaxActivationLimit, Logger: log})
+		MaxMessageBytes: activation.MaxActivationLimit, Logger: p.log})
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +209,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	if interval == 0 {
 		interval = time.Second
 	}
-	p.Pinger = health.New(inst, func(ctx context.Context, v []byte) error { return p.pings.Send(ctx, healthTopic, v) }, interval, log)
+	p.Pinger = health.New(inst, func(ctx context.Context, v []byte) error { return p.pings.Send(ctx, healthTopic, v) }, interval, p.log)
 
 	p.listener = o.Listener
 	if p.listener == nil {
@@ -219,7 +218,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		}
 	}
 	p.server = &http.Server{Handler: admin.Handler(admin.Config{Name: inst.Source(), Username: cfg.AdminUser,
-		Password: cfg.AdminPassword, Switch: p.Pinger, Registry: p.Metrics.Registry, Logger: log}),
+		Password: cfg.AdminPassword, Switch: p.Pinger, Registry: p.Metrics.Registry, Logger: p.log}),
 		ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil

@@ -100,7 +100,7 @@ func New(cfg Config) (*Feed, error) {
 		CommitInterval:    0, // synchronous commits, issued only by the committer below
 		StartOffset:       kafka.FirstOffset,
 		SessionTimeout:    cfg.SessionTimeout,
-		HeartbeatInterval: cfg.SessionTimeout / 3,
+		HeartbeatInterval: cfg.SessionTimeout / 10, // a dead coordinator connection is noticed within seconds
 		RebalanceTimeout:  cfg.SessionTimeout,
 		JoinGroupBackoff:  time.Second,
 		ReadBackoffMin:    50 * time.Millisecond,
@@ -250,13 +250,23 @@ func (f *Feed) Close() error {
 	f.mu.Unlock()
 	f.stop()
 	<-f.commitDone
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The group may be re-joining after a broker restart (its old connection is gone): retry.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	err := f.commit(ctx)
-	cancel()
-	if cerr := f.reader.Close(); err == nil {
-		err = cerr
+	for err != nil && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		err = f.commit(ctx)
 	}
-	return err
+	cancel()
+	// Leaving the group can fail on a connection the broker dropped; the group then expires
+	// the member after the session timeout. Only the commit matters for correctness.
+	if cerr := f.reader.Close(); cerr != nil {
+		f.log.Warn("leaving the consumer group failed", zap.Error(cerr))
+	}
+	if err != nil {
+		return fmt.Errorf("kafkafeed: final commit on %s: %w", f.cfg.Topic, err)
+	}
+	return nil
 }
 
 // Abort stops consuming without committing anything more, as a crash would. For tests of

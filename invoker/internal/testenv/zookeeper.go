@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // zooKeeperJar is Debian's ZooKeeper (package zookeeper); its manifest's Class-Path names the
@@ -48,11 +50,14 @@ func StartZooKeeper(t testing.TB) string {
 		<-exited
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
+		// Ready means a ZooKeeper session can be established, not merely that the port is open.
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr
+			if zkReady(addr) {
+				return addr
+			}
 		}
 		select {
 		case err := <-exited:
@@ -61,7 +66,32 @@ func StartZooKeeper(t testing.TB) string {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: ZooKeeper did not listen on %s within 60 s", addr)
+			out, _ := os.ReadFile(filepath.Join(dir, "zookeeper.log"))
+			t.Fatalf("testenv: ZooKeeper on %s gave no session within 90 s: %s", addr, out)
 		}
 	}
 }
+
+// zkReady reports whether a session with the server at addr is established within 5 s.
+func zkReady(addr string) bool {
+	conn, events, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return true
+			}
+		case <-timeout:
+			return false
+		}
+	}
+}
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
