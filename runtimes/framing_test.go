@@ -413,3 +413,22 @@ func zipB64(t testing.TB, files map[string]string) string {
 	}
 	return base64.StdEncoding.EncodeToString(buf.Bytes())
 }
+
+// FuzzParseReply: any fd-3 line either parses to a status in 100..599 or is ErrProtocol.
+func FuzzParseReply(f *testing.F) {
+	for _, s := range []string{`{"ok":true}`, `#502 {"error":"x"}`, `#50 {}`, `#`, `[1,2]`, "#200 ", "\r"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		status, body, err := parseReply(line)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("error %v is not ErrProtocol", err)
+			}
+			return
+		}
+		if status < 100 || status > 599 || len(body) > len(line) {
+			t.Fatalf("status %d body %q from %q", status, body, line)
+		}
+	})
+}
