@@ -245,20 +245,27 @@ func (s *Store) compose(e *entry, lineage []*entry) (*os.File, int64, error) {
 				return 0, err
 			}
 		}
+		// Overlay the layers root first, each as runs of consecutive pages: a dense runtime
+		// snapshot is one copy, and each diff page costs one write over it.
 		var buf []byte
-		total := e.memOff
-		err := v.runs(0, uint64(len(v.src)), func(p uint64, k int, l *layer, i int) error {
-			if l == nil {
-				return nil
+		limits := cutLimits(len(layers), func(i int) int64 { return layers[i].size })
+		var err error
+		for j, l := range layers {
+			for i := 0; i < len(l.pages) && l.pages[i] < limits[j] && err == nil; {
+				k := 1
+				for i+k < len(l.pages) && l.pages[i+k] == l.pages[i]+uint64(k) && l.pages[i+k] < limits[j] {
+					k++
+				}
+				off := e.memOff + int64(l.pages[i])*PageSize
+				if l.data != nil {
+					_, err = f.WriteAt(l.data[i*PageSize:(i+k)*PageSize], off)
+				} else {
+					err = copyRange(f, off, l.f, l.dataOff+int64(i)*PageSize, int64(k)*PageSize, &buf)
+				}
+				i += k
 			}
-			off := e.memOff + int64(p)*PageSize
-			total += int64(k) * PageSize
-			if l.data != nil {
-				_, err := f.WriteAt(l.data[i*PageSize:(i+k)*PageSize], off)
-				return err
-			}
-			return copyRange(f, off, l.f, l.dataOff+int64(i)*PageSize, int64(k)*PageSize, &buf)
-		})
+		}
+		total := e.memOff + v.dataPages()*PageSize
 		return total, err
 	})
 	if err != nil {
