@@ -272,3 +272,44 @@ func TestStoreMemoryBudgetLRU(t *testing.T) {
 		h.Release()
 	}
 }
+
+// A three-level lineage whose middle snapshot shrank its memory: pages of the root beyond the
+// middle's size read as zero in the leaf, which grew back, unless the leaf wrote them.
+func TestStoreDeepLineageShrinkThenGrow(t *testing.T) {
+	for _, mem := range []int64{0, 1} { // pages kept in memory, or read from files
+		c := openStore(t, t.TempDir(), cachetest.Budgets{Memory: mem})
+		rootMem := pages(8, 1)
+		mid := slices.Clone(rootMem[:4*sc.PageSize])
+		mid[0] ^= 1
+		leaf := append(slices.Clone(mid), make([]byte, 4*sc.PageSize)...)
+		leaf[6*sc.PageSize] = 7 // written again after the shrink
+		keys := []sc.Key{sc.RuntimeKey("k", "b"), sc.FunctionKey("a", "1", "d"), sc.FunctionKey("a", "1", "d+invocation")}
+		mems := [][]byte{rootMem, mid, leaf}
+		for i, k := range keys {
+			h := get(t, c, k, func(ctx context.Context) (*sc.Image, error) {
+				img := &sc.Image{Memory: sc.Bytes(mems[i]), Size: int64(len(mems[i]))}
+				if i > 0 {
+					p, err := c.Lookup(ctx, keys[i-1])
+					if err != nil {
+						return nil, err
+					}
+					img.Parent = p
+				}
+				return img, nil
+			})
+			f, err := h.Image(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(f.Name())
+			if !slices.Equal(got, mems[i]) {
+				t.Fatalf("memory budget %d: image of %s differs from its memory", mem, k)
+			}
+			h.Release()
+		}
+		if st := c.Stats(); st.BytesPrivate != (8+1+1)*sc.PageSize {
+			t.Fatalf("BytesPrivate %d: want 8 root pages, 1 for the middle, 1 for the leaf", st.BytesPrivate)
+		}
+		c.Close()
+	}
+}
