@@ -150,13 +150,18 @@ func (e *env) onCapacity(s pool.Stats) {
 	}
 }
 
-// waitFor blocks until the pool's stats satisfy cond (the test's deadline ends a hang).
+// waitFor blocks until cond holds, checking at every capacity change and every few
+// milliseconds (cond may watch a driver, which reports nothing); after a minute it fails.
 func (e *env) waitFor(what string, cond func(pool.Stats) bool) {
 	e.t.Helper()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	limit := time.After(time.Minute)
 	for !cond(e.pool.Stats()) {
 		select {
 		case <-e.change:
-		case <-time.After(time.Minute):
+		case <-poll.C:
+		case <-limit:
 			e.t.Fatalf("waiting for %s: stats %+v", what, e.pool.Stats())
 		}
 	}
