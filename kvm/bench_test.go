@@ -79,7 +79,7 @@ func BenchmarkRestoreToResult(b *testing.B) {
 	snap := echoSnapshot(b, h)
 	b.Run("fresh-vm", func(b *testing.B) { benchRestore(b, h.Restore, snap) })
 	b.Run("pooled-vm", func(b *testing.B) {
-		pool := h.NewPool(context.Background(), 8, snap.Memory())
+		pool := h.NewPool(context.Background(), 8, snap)
 		defer pool.Close()
 		time.Sleep(50 * time.Millisecond) // let the pool fill
 		benchRestore(b, pool.Restore, snap)

@@ -137,3 +137,11 @@ func TestForkIsUnsupported(t *testing.T) {
 		t.Errorf("error does not name the call: %v", ex.Err)
 	}
 }
+
+func TestAccessToNeverMappedMemoryIsAFault(t *testing.T) {
+	h := openHost(t)
+	ex, _ := runProgram(t, h, "wild", Config{Memory: 256 << 20})
+	if ex.Reason != Fault || !errors.Is(ex.Err, ErrFault) || !strings.Contains(ex.Err.Error(), "0x6000000") {
+		t.Fatalf("exit = %v (%v), want a Fault naming 0x6000000", ex.Reason, ex.Err)
+	}
+}

@@ -60,9 +60,9 @@ func FuzzSyscall(f *testing.F) {
 		cfg := Config{Stdout: &out, Stderr: &out, Result: &out, OutputLimit: 1 << 16, ExePath: "/program"}
 		k := newKernel(mem, cpu, &cfg)
 		k.sleep = func(time.Duration) {}
-		k.brkStart, k.brk, k.stackLo = 0x200000, 0x200000, 0x780000
+		k.brkStart, k.brk, k.stackLo, k.stackHi = 0x200000, 0x200000, 0x780000, mem.size()
 		k.maps.add(0x100000, 0x200000)
-		k.maps.add(k.stackLo, mem.size())
+		k.maps.add(k.stackLo, k.stackHi)
 		args := sysArgs{a0, a1, a2, a3, a4, a5}
 		k.dispatch(uint64(nr), &args)
 		// A second call on the state the first left behind.
@@ -80,8 +80,8 @@ func FuzzSyscall(f *testing.F) {
 				t.Fatalf("maps inconsistent after syscall %d: %v", nr, k.maps)
 			}
 		}
-		if k.brk < k.brkStart || k.brk > k.stackLo {
-			t.Fatalf("brk %#x outside [%#x, %#x]", k.brk, k.brkStart, k.stackLo)
+		if k.brk < k.brkStart || k.brk > mem.size() {
+			t.Fatalf("brk %#x outside [%#x, %#x]", k.brk, k.brkStart, mem.size())
 		}
 	})
 }

@@ -29,13 +29,19 @@ type kernel struct {
 	// sleep waits for nanosleep and clock_nanosleep; injected so tests and fuzzing do not wait.
 	sleep func(time.Duration)
 
-	// Address space: [brkStart, brk) is the heap; maps holds every other user mapping (ELF image,
-	// stack, mmap regions), sorted and disjoint.
+	// Address space, packed low so the VM's memory slots (whose KVM bookkeeping costs host memory
+	// per guest page) cover only what is used: ELF image, stack [stackLo, stackHi), heap
+	// [brkStart, brk), then mmap regions first-fit above the heap. maps holds every user mapping
+	// but the heap, sorted and disjoint.
 	brkStart, brk uint64
 	maps          regionList
 	stackLo       uint64
-	memExhausted  bool // a brk or mmap failed for lack of memory
-	fsBase        uint64
+	stackHi       uint64
+	// grow makes guest memory up to end usable (installs memory slots); nil when the kernel runs
+	// on memory alone (tests, fuzzing). See Guest.grow.
+	grow         func(end uint64) error
+	memExhausted bool // a brk or mmap failed for lack of memory
+	fsBase       uint64
 
 	fds   fdTable
 	stdin stdinState

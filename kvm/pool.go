@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -10,20 +11,24 @@ import (
 // KVM_CREATE_VCPU nor for installing a memory slot: it maps the snapshot over the slot's
 // reserved memory. A background goroutine refills it. It is safe for concurrent use.
 type Pool struct {
-	h      *Host
-	memory uint64
-	ready  chan *shell
-	refill chan struct{}
-	stop   context.CancelFunc
-	done   sync.WaitGroup
+	h              *Host
+	memory, mapped uint64
+	ready          chan *shell
+	refill         chan struct{}
+	stop           context.CancelFunc
+	done           sync.WaitGroup
 }
 
 // NewPool starts a pool that keeps size VMs ready until ctx ends or Close, each with a memory
-// slot for snapshots of memory bytes (Snapshot.Memory). Snapshots of another size restore from
-// it too, paying for their slot.
-func (h *Host) NewPool(ctx context.Context, size int, memory uint64) *Pool {
+// slot shaped for snapshots like like (same memory size and used memory; nil: no slot). Other
+// snapshots restore from it too, paying for their slot.
+func (h *Host) NewPool(ctx context.Context, size int, like *Snapshot) *Pool {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Pool{h: h, memory: memory, ready: make(chan *shell, max(size, 1)), refill: make(chan struct{}, 1), stop: cancel}
+	var memory, mapped uint64
+	if like != nil {
+		memory, mapped = like.state.Memory, like.state.Mapped
+	}
+	p := &Pool{h: h, memory: memory, mapped: mapped, ready: make(chan *shell, max(size, 1)), refill: make(chan struct{}, 1), stop: cancel}
 	p.done.Add(1)
 	go p.fill(ctx)
 	return p
@@ -75,12 +80,12 @@ func (p *Pool) newShell() (*shell, error) {
 		sh.close()
 		return nil, err
 	}
-	if err := sh.attachMemory(m, true); err != nil {
+	if err := setMemoryRegion(sh.vmfd, 0, memLogDirtyPages, 0, m.b[:p.mapped]); err != nil {
 		m.close()
 		sh.close()
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrVMM, err)
 	}
-	sh.slot = m.b
+	sh.slot, sh.slotMapped = m.b, p.mapped
 	return sh, nil
 }
 

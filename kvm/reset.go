@@ -19,9 +19,9 @@ func (g *Guest) Reset() error {
 	if g.snap.image == nil {
 		return fmt.Errorf("%w: its snapshot was closed", ErrClosed)
 	}
-	log := g.dirtyScratch()
-	if err := getDirtyLog(g.sh.vmfd, 0, log); err != nil {
-		return fmt.Errorf("%w: %v", ErrVMM, err)
+	log, err := g.dirtyPages()
+	if err != nil {
+		return err
 	}
 	img, b := g.snap.image, g.mem.b
 	for w := range log {

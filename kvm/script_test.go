@@ -48,9 +48,9 @@ func TestSyscallScript(t *testing.T) {
 		cfg := Config{Stdout: &outs[1], Stderr: &outs[2], Result: &outs[3], OutputLimit: 1 << 20, ExePath: "/program"}
 		k = newKernel(mem, cpu, &cfg)
 		k.sleep = func(time.Duration) {}
-		k.brkStart, k.brk, k.stackLo = 0x200000, 0x200000, 0x780000
+		k.brkStart, k.brk, k.stackLo, k.stackHi = 0x200000, 0x200000, 0x780000, mem.size()
 		k.maps.add(0x100000, 0x200000)
-		k.maps.add(k.stackLo, mem.size())
+		k.maps.add(k.stackLo, k.stackHi)
 	}
 	defer func() { mem.close() }()
 	reset()

@@ -32,6 +32,7 @@ const (
 type snapshotState struct {
 	Fingerprint string
 	Memory      uint64
+	Mapped      uint64 // guest memory [0, Mapped) is installed as memory slots
 	Regs        Regs
 	Machine     machineState
 	Kernel      kernelState
@@ -43,6 +44,7 @@ type kernelState struct {
 	BrkStart, Brk uint64
 	Maps          regionList
 	StackLo       uint64
+	StackHi       uint64
 	MemExhausted  bool
 	FSBase        uint64
 	FDs           fdTable
@@ -54,7 +56,7 @@ type kernelState struct {
 func (k *kernel) state() kernelState {
 	return kernelState{
 		ExePath: k.exePath, BrkStart: k.brkStart, Brk: k.brk, Maps: append(regionList(nil), k.maps...),
-		StackLo: k.stackLo, MemExhausted: k.memExhausted, FSBase: k.fsBase,
+		StackLo: k.stackLo, StackHi: k.stackHi, MemExhausted: k.memExhausted, FSBase: k.fsBase,
 		FDs: fdTable{Files: append([]fileKind(nil), k.fds.Files...)}, StdinEOF: k.stdin.eof,
 		MonoOffset: k.clock.MonoOffset, MonoAt: hostClock(unix.CLOCK_MONOTONIC) + k.clock.MonoOffset,
 	}
@@ -64,7 +66,7 @@ func (k *kernel) state() kernelState {
 func (k *kernel) setState(s *kernelState) {
 	k.exePath, k.brkStart, k.brk = s.ExePath, s.BrkStart, s.Brk
 	k.maps = append(k.maps[:0], s.Maps...)
-	k.stackLo, k.memExhausted, k.fsBase = s.StackLo, s.MemExhausted, s.FSBase
+	k.stackLo, k.stackHi, k.memExhausted, k.fsBase = s.StackLo, s.StackHi, s.MemExhausted, s.FSBase
 	k.fds = fdTable{Files: append([]fileKind(nil), s.FDs.Files...)}
 	k.stdin.buf, k.stdin.eof = nil, s.StdinEOF
 	k.clock.MonoOffset = s.MonoOffset
@@ -82,9 +84,12 @@ func (s *snapshotState) validate() error {
 	if s.Memory < MinMemory || s.Memory > MaxMemory || s.Memory%(2<<20) != 0 {
 		return fmt.Errorf("%w: memory size %d", ErrBadSnapshot, s.Memory)
 	}
+	if s.Mapped%slotAlign != 0 || s.Mapped < slotAlign || s.Mapped > s.Memory {
+		return fmt.Errorf("%w: used memory %#x outside %d MiB", ErrBadSnapshot, s.Mapped, s.Memory>>20)
+	}
 	k := &s.Kernel
-	if k.BrkStart < userLo || k.Brk < k.BrkStart || k.Brk > s.Memory || k.StackLo > s.Memory || k.StackLo < k.BrkStart {
-		return fmt.Errorf("%w: heap [%#x, %#x) or stack %#x outside %d MiB", ErrBadSnapshot, k.BrkStart, k.Brk, k.StackLo, s.Memory>>20)
+	if k.BrkStart < userLo || k.Brk < k.BrkStart || k.Brk > s.Mapped || k.StackLo < userLo || k.StackLo >= k.StackHi || k.StackHi > s.Mapped {
+		return fmt.Errorf("%w: heap [%#x, %#x) or stack [%#x, %#x) outside the used %d MiB", ErrBadSnapshot, k.BrkStart, k.Brk, k.StackLo, k.StackHi, s.Mapped>>20)
 	}
 	for i, r := range k.Maps {
 		if r.Start%pageSize != 0 || r.End%pageSize != 0 || r.Start >= r.End || !inRange(r.Start, r.End-r.Start, userLo, s.Memory) ||
@@ -140,7 +145,7 @@ func (g *Guest) WriteSnapshot(path string) error {
 	}
 	regs := g.regs
 	g.h.backend.park(&regs, regs.RAX, g.lastExitSyscall)
-	hdr := snapshotState{Fingerprint: g.h.fingerprint, Memory: g.mem.size(), Regs: regs, Machine: *st, Kernel: g.k.state()}
+	hdr := snapshotState{Fingerprint: g.h.fingerprint, Memory: g.mem.size(), Mapped: g.mapped, Regs: regs, Machine: *st, Kernel: g.k.state()}
 	js, err := json.Marshal(&hdr)
 	if err != nil {
 		return fmt.Errorf("kvm: encode snapshot header: %w", err)
@@ -229,11 +234,9 @@ func (g *Guest) candidatePages() ([]uint64, error) {
 	}
 	// Pages written since the restore: the guest's (KVM's dirty log, folded into vmmDirty so a
 	// later Reset still copies them back) and the VMM's.
-	log := g.dirtyScratch()
-	if g.sh != nil {
-		if err := getDirtyLog(g.sh.vmfd, 0, log); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrVMM, err)
-		}
+	log, err := g.dirtyPages()
+	if err != nil {
+		return nil, err
 	}
 	for w := range cand {
 		g.mem.vmmDirty[w] |= log[w]
@@ -360,7 +363,7 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 	}
 	var mem *memory
 	var err error
-	attached := sh.slot != nil && uint64(len(sh.slot)) == snap.state.Memory
+	attached := sh.slot != nil && uint64(len(sh.slot)) == snap.state.Memory && sh.slotMapped == snap.state.Mapped
 	if sh.slot != nil && !attached {
 		// A pooled VM sized for other snapshots: drop its slot and install one of our size.
 		if err := sh.detachSlot(); err != nil {
@@ -378,7 +381,10 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 		sh.close()
 		return nil, err
 	}
-	g := &Guest{h: h, cfg: cfg, sh: sh, mem: mem, snap: snap, slotAttached: attached}
+	g := &Guest{h: h, cfg: cfg, sh: sh, mem: mem, snap: snap, logDirty: true}
+	if attached {
+		g.mapped, g.slotEnds = snap.state.Mapped, []uint64{snap.state.Mapped}
+	}
 	if err := g.loadSnapshot(); err != nil {
 		g.Close()
 		return nil, err
@@ -389,16 +395,15 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 // loadSnapshot attaches memory and puts vCPU and kernel into the snapshot's state.
 func (g *Guest) loadSnapshot() error {
 	s := &g.snap.state
-	if !g.slotAttached {
-		if err := g.sh.attachMemory(g.mem, true); err != nil {
-			return err
-		}
+	if err := g.grow(s.Mapped); err != nil {
+		return err
 	}
 	if err := g.sh.cpu.load(&s.Machine); err != nil {
 		return err
 	}
 	g.k = newKernel(g.mem, g.sh.cpu, &g.cfg)
 	g.k.setState(&s.Kernel)
+	g.k.grow = g.grow
 	g.parkAtSnapshot()
 	return nil
 }

@@ -31,7 +31,7 @@ func echoSnapshot(t testing.TB, h *Host) *Snapshot {
 func TestSnapshotRestoreManyInParallel(t *testing.T) {
 	h := openHost(t)
 	snap := echoSnapshot(t, h)
-	pool := h.NewPool(context.Background(), 4, snap.Memory())
+	pool := h.NewPool(context.Background(), 4, snap)
 	defer pool.Close()
 	const n = 16
 	var wg sync.WaitGroup
@@ -176,7 +176,7 @@ func TestSnapshotRefusesBadFilesAndOtherHosts(t *testing.T) {
 func TestSnapshotOfARestoredGuest(t *testing.T) {
 	h := openHost(t)
 	parent := echoSnapshot(t, h)
-	pool := h.NewPool(t.Context(), 1, 32<<20) // sized for other snapshots: restore must still work
+	pool := h.NewPool(t.Context(), 1, nil) // sized for other snapshots: restore must still work
 	defer pool.Close()
 	var c captured
 	g, err := pool.Restore(t.Context(), parent, c.config(Config{}))

@@ -58,31 +58,35 @@ func (l *regionList) remove(s, e uint64) []region {
 	return cut
 }
 
-// highestGap finds the highest page-aligned gap of n bytes in [lo, hi) not overlapping l.
-func (l regionList) highestGap(lo, hi, n uint64) (uint64, bool) {
-	top := hi
-	for i := len(l) - 1; i >= -1; i-- {
-		bottom := lo
-		if i >= 0 {
-			bottom = max(l[i].End, lo)
+// lowestGap finds the lowest gap of n bytes in [lo, hi) not overlapping l: first fit keeps the
+// address space, and so the memory slots, compact.
+func (l regionList) lowestGap(lo, hi, n uint64) (uint64, bool) {
+	start := lo
+	for _, r := range l {
+		if r.End <= start {
+			continue
 		}
-		if top >= bottom && top-bottom >= n {
-			return top - n, true
+		if r.Start >= start && r.Start-start >= n {
+			break
 		}
-		if i >= 0 {
-			top = min(top, l[i].Start)
-			if top <= lo {
-				return 0, false
-			}
-		}
+		start = max(start, r.End)
+	}
+	if start < hi && hi-start >= n {
+		return start, true
 	}
 	return 0, false
 }
 
 func pageUp(v uint64) uint64 { return (v + pageSize - 1) &^ (pageSize - 1) }
 
-// brkGap keeps mmap from placing regions right above the heap, so brk can still grow.
-const brkGap = 1 << 20
+// brkGap is the room mmap leaves above the heap so brk can grow (glibc's malloc falls back to
+// mmap when it cannot): 1/32 of memory, at most 8 MiB.
+func (k *kernel) brkGap() uint64 { return min(8<<20, k.mem.size()/32) }
+
+// ensure makes [0, end) usable by the guest.
+func (k *kernel) ensure(end uint64) bool {
+	return k.grow == nil || k.grow(end) == nil
+}
 
 // Linux mmap flags and prot bits.
 const (
@@ -101,7 +105,7 @@ func sysBrk(k *kernel, a *sysArgs) uint64 {
 	oldEnd, newEnd := pageUp(k.brk), pageUp(want)
 	switch {
 	case newEnd > oldEnd:
-		if newEnd > k.stackLo || k.maps.overlaps(oldEnd, newEnd) {
+		if newEnd > k.mem.size() || k.maps.overlaps(oldEnd, newEnd) || !k.ensure(newEnd) {
 			k.memExhausted = true
 			return k.brk
 		}
@@ -127,9 +131,9 @@ func sysMmap(k *kernel, a *sysArgs) uint64 {
 		return errno(unix.EINVAL)
 	}
 	n := pageUp(length)
-	lo := max(pageUp(k.brk)+brkGap, userLo)
+	lo := max(pageUp(k.brk)+k.brkGap(), userLo)
 	if flags&(mapFixed|mapFixedNoRe) != 0 {
-		if !inRange(addr, n, userLo, k.stackLo) || (addr < pageUp(k.brk) && addr+n > k.brkStart) {
+		if !inRange(addr, n, userLo, k.mem.size()) || (addr < pageUp(k.brk) && addr+n > k.brkStart) || !k.ensure(addr+n) {
 			return errno(unix.ENOMEM)
 		}
 		if k.maps.overlaps(addr, addr+n) {
@@ -145,8 +149,8 @@ func sysMmap(k *kernel, a *sysArgs) uint64 {
 		k.maps.add(addr, addr+n)
 		return addr
 	}
-	start, ok := k.maps.highestGap(lo, k.stackLo, n)
-	if !ok {
+	start, ok := k.maps.lowestGap(lo, k.mem.size(), n)
+	if !ok || !k.ensure(start+n) {
 		k.memExhausted = true
 		return errno(unix.ENOMEM)
 	}

@@ -127,7 +127,7 @@ func (k *kernel) rlimit(resource uint64) (cur, max uint64) {
 	const inf = ^uint64(0)
 	switch resource {
 	case unix.RLIMIT_STACK:
-		s := k.mem.size() - k.stackLo
+		s := k.stackHi - k.stackLo
 		return s, s
 	case unix.RLIMIT_AS, unix.RLIMIT_DATA:
 		return k.mem.size(), k.mem.size()

@@ -107,9 +107,10 @@ func (h *Host) Fingerprint() string { return h.fingerprint }
 type shell struct {
 	vmfd int
 	cpu  *vcpu
-	// slot, when set, is reserved host memory already installed as memory slot 0 with dirty
-	// logging: a restore of a snapshot of the same size maps the snapshot over it.
-	slot []byte
+	// slot, when set, is reserved host memory whose [0, slotMapped) is already installed as memory
+	// slot 0 with dirty logging: a restore of a snapshot of that geometry maps itself over it.
+	slot       []byte
+	slotMapped uint64
 }
 
 // newShell creates a VM and its vCPU with the host's CPUID.
@@ -254,18 +255,6 @@ func (v *vcpu) setFSBase(base uint64) error {
 	return v.setMSRs([]msrEntry{{Index: msrFSBase, Data: base}})
 }
 
-// attachMemory installs guest memory as slot 0, with dirty logging when the guest will be reset.
-func (s *shell) attachMemory(m *memory, logDirty bool) error {
-	var flags uint32
-	if logDirty {
-		flags = memLogDirtyPages
-	}
-	if err := setMemoryRegion(s.vmfd, 0, flags, 0, m.b); err != nil {
-		return fmt.Errorf("%w: %v", ErrVMM, err)
-	}
-	return nil
-}
-
 // Guest is one program in one VM. A Guest is not safe for concurrent use: one goroutine calls
 // Run, Feed, Snapshot, Reset and Close.
 type Guest struct {
@@ -286,10 +275,14 @@ type Guest struct {
 	// owe (on VMX it steps over `out` at the next KVM_RUN).
 	lastExitSyscall bool
 	exits           uint64
-	// slotAttached: mem was mapped over a pooled shell's installed memory slot.
-	slotAttached bool
-	dirtyLog     []uint64
-	closed       bool
+	// Guest memory [0, mapped) is installed as KVM memory slots, one per growth step; slotEnds
+	// holds each slot's end. KVM keeps per-page bookkeeping for every slot (8 bytes a page with
+	// shadow paging), so slots cover what the program uses, not the whole memory limit.
+	mapped   uint64
+	slotEnds []uint64
+	logDirty bool // slots log dirty pages (restored guests, for Reset)
+	dirtyLog []uint64
+	closed   bool
 }
 
 // New boots program (a static x86-64 ELF executable) in a fresh VM. The guest has not run yet:
@@ -330,28 +323,31 @@ func (g *Guest) boot(prog *program) error {
 	g.k = newKernel(mem, sh.cpu, cfg)
 	k := g.k
 
-	// Address space: image, heap right above it, stack at the top of memory.
+	// Address space, packed low (see kernel): image, a guard page, the stack, a guard page, the
+	// heap; mmap regions go above the heap.
 	stackSize := min(uint64(8<<20), cfg.Memory/8)
-	k.stackLo = cfg.Memory - stackSize
 	for _, s := range prog.loads {
 		k.maps.add(s.vaddr&^(pageSize-1), pageUp(s.vaddr+s.memsz))
 	}
-	k.maps.add(k.stackLo, cfg.Memory)
-	k.brkStart = pageUp(prog.loadEnd)
+	k.stackLo = pageUp(prog.loadEnd) + pageSize
+	k.stackHi = k.stackLo + stackSize
+	k.brkStart = k.stackHi + pageSize
 	k.brk = k.brkStart
-	if k.brkStart >= k.stackLo {
-		return fmt.Errorf("%w: the program's image (%d MiB) leaves no room in %d MiB of memory", ErrMemoryLimit, prog.loadEnd>>20, cfg.Memory>>20)
+	if k.brkStart+k.brkGap() >= cfg.Memory {
+		return fmt.Errorf("%w: the program's image (%d MiB) and stack leave no room in %d MiB of memory", ErrMemoryLimit, prog.loadEnd>>20, cfg.Memory>>20)
 	}
+	k.maps.add(k.stackLo, k.stackHi)
+	k.grow = g.grow
 
 	spec := stackSpec{args: cfg.Args, env: cfg.Env, execfn: cfg.ExePath, hwcap: h.hwcap, vdso: vdso, prog: prog}
 	if _, err := io.ReadFull(k.random, spec.random[:]); err != nil {
 		return fmt.Errorf("%w: Random: %v", ErrBadConfig, err)
 	}
-	sp, err := buildStack(mem, cfg.Memory, spec)
-	if err != nil {
+	if err := g.grow(k.brkStart); err != nil {
 		return err
 	}
-	if err := sh.attachMemory(mem, false); err != nil {
+	sp, err := buildStack(mem, k.stackHi, spec)
+	if err != nil {
 		return err
 	}
 	if err := sh.cpu.load(h.bootState()); err != nil {
