@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -265,17 +266,6 @@ type instance struct {
 
 func (in *instance) ID() string { return in.h.ID() }
 
-func (in *instance) fields(action *backend.Action, activationID string) []zap.Field {
-	f := []zap.Field{zap.String("container", in.h.ID())}
-	if activationID != "" {
-		f = append(f, zap.String("activation", activationID))
-	}
-	if action != nil {
-		f = append(f, zap.String("action", action.Name))
-	}
-	return f
-}
-
 // Init implements backend.Instance. A successful /init collects no logs: as upstream, what the
 // action printed while loading is read with its first activation's logs.
 func (in *instance) Init(ctx context.Context, req backend.InitRequest) (backend.Result, error) {
@@ -294,7 +284,18 @@ func (in *instance) Init(ctx context.Context, req backend.InitRequest) (backend.
 		return res, nil
 	}
 	in.collect(ctx, &res, out.Failure == activation.NoFailure, req.Action.LogLimit)
-	in.d.log.Info("container init failed", append(in.fields(&req.Action, ""), zap.Stringer("failure", out.Failure), zap.Int("status", out.Status))...)
+	var ids struct {
+		Value struct {
+			Env struct {
+				ActivationID  string `json:"__OW_ACTIVATION_ID"`
+				TransactionID string `json:"__OW_TRANSACTION_ID"`
+			} `json:"env"`
+		} `json:"value"`
+	}
+	json.Unmarshal(req.Body, &ids)
+	in.d.log.Info("container init failed", zap.String("container", in.h.ID()), zap.String("activation", ids.Value.Env.ActivationID),
+		zap.String("transaction", ids.Value.Env.TransactionID), zap.String("action", req.Action.Name),
+		zap.Stringer("failure", out.Failure), zap.Int("status", out.Status))
 	return res, nil
 }
 
@@ -312,7 +313,27 @@ func (in *instance) Run(ctx context.Context, req backend.RunRequest) (backend.Re
 	in.oom(ctx, &out)
 	res := backend.Result{Outcome: out}
 	in.collect(ctx, &res, out.Failure == activation.NoFailure, req.LogLimit)
+	if out.Failure != activation.NoFailure {
+		in.d.log.Info("container run failed", append(in.runFields(req),
+			zap.Stringer("failure", out.Failure), zap.Duration("elapsed", out.Elapsed()))...)
+	}
 	return res, nil
+}
+
+// runFields names the activation, its transaction and its action for a log line, read from the
+// /run body (only when something is worth logging: bodies can be large).
+func (in *instance) runFields(req backend.RunRequest) []zap.Field {
+	var ids struct {
+		ActivationID  string `json:"activation_id"`
+		TransactionID string `json:"transaction_id"`
+		ActionName    string `json:"action_name"`
+	}
+	json.Unmarshal(req.Body, &ids)
+	if ids.ActivationID == "" {
+		ids.ActivationID = req.ActivationID
+	}
+	return []zap.Field{zap.String("container", in.h.ID()), zap.String("activation", ids.ActivationID),
+		zap.String("transaction", ids.TransactionID), zap.String("action", ids.ActionName)}
 }
 
 func (in *instance) oom(ctx context.Context, out *activation.RuntimeOutcome) {
