@@ -401,9 +401,8 @@ func (c *Core) place(now time.Time, j Job) bool {
 	if !c.evictFor(j.charge()) {
 		return false
 	}
-	if c.takePrewarm(now, ck, j, RecreatedPrewarm) {
-		return true
-	}
+	// No second look at the stem cells (OpenWhisk's recreatedPrewarm): eviction removes only
+	// warm instances, so the stem cells are the ones rule 3 just found none among.
 	c.cold(now, j, Recreated)
 	return true
 }

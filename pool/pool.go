@@ -363,6 +363,18 @@ func (p *Pool) exec(ds []Decision) {
 				continue
 			}
 			pi := p.insts[d.Inst]
+			if pi == nil {
+				// The Core and this map change together under p.mu; only Close empties the map
+				// early, and nothing is placed after Close. Fail the run rather than panic.
+				p.finishLocked(pj, Result{}, fmt.Errorf("pool: %s: instance %s is gone: %w", pj.req.Action.Name, d.Inst, backend.ErrPlatform))
+				id := pj.id
+				p.wg.Add(1)
+				go func() {
+					defer p.wg.Done()
+					p.event(func(now time.Time) []Decision { return p.core.Done(now, id, false) })
+				}()
+				continue
+			}
 			prev, mine := p.chain(pi)
 			p.wg.Add(1)
 			go p.runOn(pj, pi, prev, mine)

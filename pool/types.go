@@ -101,7 +101,9 @@ const (
 	WarmingCold StartKind = "warmingCold"
 	// Recreated: idle instances were evicted to make room, then a cold start.
 	Recreated StartKind = "recreated"
-	// RecreatedPrewarm: idle instances were evicted, then a stem cell was taken.
+	// RecreatedPrewarm is OpenWhisk's label for "evicted, then took a stem cell". This Core
+	// takes stem cells before it evicts anything (spec §7 rule 3 before rule 5), so it never
+	// decides it; the label is kept so log readers find OpenWhisk's full set.
 	RecreatedPrewarm StartKind = "recreatedPrewarm"
 	// Restored: a cold start whose driver restored the instance from a snapshot already
 	// initialised (backend.Restorer); the Pool reports it, the Core never decides it.
