@@ -1,11 +1,3 @@
-// Package kvm is a virtual machine monitor that runs one unmodified static Linux x86-64 program
-// per KVM virtual machine, with no guest kernel: the program's system calls leave the guest and
-// are served in Go by a small library OS. A guest parked in a blocking read of its stdin can be
-// written to a snapshot file, restored copy-on-write into many VMs at once, and reset to that
-// snapshot by rewriting only the pages it dirtied.
-//
-// The package knows nothing about OpenWhisk: a caller feeds stdin, collects stdout, stderr and
-// the result channel (fd 3), and reads why the guest stopped.
 package kvm
 
 import (

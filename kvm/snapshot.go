@@ -139,14 +139,11 @@ func (g *Guest) WriteSnapshot(path string) error {
 	if !g.pending {
 		return fmt.Errorf("%w: Run until it returns BlockedOnRead first", ErrNotParked)
 	}
-	st, err := g.sh.cpu.save()
+	hdr, err := g.parkedState()
 	if err != nil {
 		return err
 	}
-	regs := g.regs
-	g.h.backend.park(&regs, regs.RAX, g.lastExitSyscall)
-	hdr := snapshotState{Fingerprint: g.h.fingerprint, Memory: g.mem.size(), Mapped: g.mapped, Regs: regs, Machine: *st, Kernel: g.k.state()}
-	js, err := json.Marshal(&hdr)
+	js, err := json.Marshal(hdr)
 	if err != nil {
 		return fmt.Errorf("kvm: encode snapshot header: %w", err)
 	}
@@ -181,6 +178,19 @@ func (g *Guest) WriteSnapshot(path string) error {
 		return fmt.Errorf("kvm: write snapshot %s: %w", path, err)
 	}
 	return nil
+}
+
+// parkedState is the snapshot header of a guest parked in a blocking read: its registers set to
+// re-issue the read from the stub's exit. The caller checked g.pending.
+func (g *Guest) parkedState() (*snapshotState, error) {
+	st, err := g.sh.cpu.save()
+	if err != nil {
+		return nil, err
+	}
+	regs := g.regs
+	g.h.backend.park(&regs, regs.RAX, g.lastExitSyscall)
+	return &snapshotState{Fingerprint: g.h.fingerprint, Memory: g.mem.size(), Mapped: g.mapped,
+		Regs: regs, Machine: *st, Kernel: g.k.state()}, nil
 }
 
 // writeMemory writes every page that is not all zeros; zero pages stay holes, so the file is as

@@ -45,7 +45,8 @@ func (m *GuestMemory) ReadAt(p []byte, off int64) (int, error) {
 	for n < len(p) && off < int64(len(m.b)) {
 		page := off / pageSize
 		end := min(int64(len(m.b)), (page+1)*pageSize, off+int64(len(p)-n))
-		if m.resident != nil && m.resident[page]&1 == 0 {
+		// The clock page is this host's calibration and never part of a snapshot (see vdso.go).
+		if (m.resident != nil && m.resident[page]&1 == 0) || page*pageSize == vvarAddr {
 			clear(p[n : n+int(end-off)])
 		} else {
 			copy(p[n:], m.b[off:end])
@@ -70,14 +71,11 @@ func (g *Guest) Checkpoint() (*Checkpoint, error) {
 	if !g.pending {
 		return nil, fmt.Errorf("%w: Run until it returns BlockedOnRead first", ErrNotParked)
 	}
-	st, err := g.sh.cpu.save()
+	hdr, err := g.parkedState()
 	if err != nil {
 		return nil, err
 	}
-	regs := g.regs
-	g.h.backend.park(&regs, regs.RAX, g.lastExitSyscall)
-	hdr := snapshotState{Fingerprint: g.h.fingerprint, Memory: g.mem.size(), Regs: regs, Machine: *st, Kernel: g.k.state()}
-	js, err := json.Marshal(&hdr)
+	js, err := json.Marshal(hdr)
 	if err != nil {
 		return nil, fmt.Errorf("kvm: encode snapshot state: %w", err)
 	}

@@ -288,6 +288,9 @@ type Guest struct {
 // New boots program (a static x86-64 ELF executable) in a fresh VM. The guest has not run yet:
 // call Run. Close releases it.
 func (h *Host) New(ctx context.Context, cfg Config, program []byte) (*Guest, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
