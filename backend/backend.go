@@ -4,6 +4,12 @@
 //
 // Division of labour: drivers report what they observed (activation.RuntimeOutcome, log lines);
 // the pure rules in package activation decide what that means for the activation record.
+//
+// Drivers add themselves to the registry with Register (registry.go), giving kind patterns, a
+// Probe and a constructor. OpenSet (set.go) probes and opens them at start-up and answers, as a
+// Selector, which drivers run a kind in the configured order, and the fallback rule: a driver
+// answering ErrUnsupported hands the action to the next one, which then keeps it. Every driver
+// passes the conformance suite in backend/backendtest.
 package backend
 
 import (
