@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -314,4 +315,81 @@ func BenchmarkTouchedPrefetch(b *testing.B) {
 			_ = sum
 		})
 	}
+}
+
+// BenchmarkInterleaved measures each step of a lineage's life and the baseline (writing the full
+// 64 MiB image to a new file) in the same iteration, so that their ratios hold on a machine
+// whose load changes from second to second. Reported per iteration, in ms, and as ratios.
+func BenchmarkInterleaved(b *testing.B) {
+	rt, fn, dirty := benchImages()
+	s := benchStore(b)
+	dir := b.TempDir()
+	ctx := context.Background()
+	var base, storeRT, storeFnHint, storeFnAll, compose time.Duration
+	timed := func(d *time.Duration, f func()) {
+		t := time.Now()
+		f()
+		*d += time.Since(t)
+	}
+	for i := 0; b.Loop(); i++ {
+		timed(&base, func() {
+			p := filepath.Join(dir, "img")
+			if err := os.WriteFile(p, rt, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			os.Remove(p)
+		})
+		rk := RuntimeKey("python:3.11", fmt.Sprint(i))
+		var parent Snapshot
+		timed(&storeRT, func() {
+			var err error
+			if parent, err = s.Get(ctx, rk, rootBuild(rt)); err != nil {
+				b.Fatal(err)
+			}
+		})
+		var h Snapshot
+		for _, hint := range [][]uint64{dirty, nil} {
+			d := &storeFnHint
+			if hint == nil {
+				d = &storeFnAll
+			}
+			fk := FunctionKey("guest/hello", fmt.Sprint(i, hint == nil), "d")
+			timed(d, func() {
+				var err error
+				h, err = s.Get(ctx, fk, func(ctx context.Context) (*Image, error) {
+					p, err := s.Lookup(ctx, rk)
+					if err != nil {
+						return nil, err
+					}
+					return &Image{Parent: p, Memory: Bytes(fn), Size: benchSize, Dirty: hint}, nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			})
+			if hint != nil {
+				h.Release()
+				s.Remove(ctx, fk)
+			}
+		}
+		timed(&compose, func() {
+			if _, err := h.Image(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+		h.Release()
+		parent.Release()
+		s.Remove(ctx, h.Key())
+		s.Remove(ctx, rk)
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(b.N) / 1e6 }
+	b.ReportMetric(ms(base), "baseline-ms")
+	b.ReportMetric(ms(storeRT), "store-runtime-ms")
+	b.ReportMetric(ms(storeFnHint), "store-fn-dirty-ms")
+	b.ReportMetric(ms(storeFnAll), "store-fn-compare-ms")
+	b.ReportMetric(ms(compose), "compose-ms")
+	b.ReportMetric(float64(storeRT)/float64(base), "runtime/baseline")
+	b.ReportMetric(float64(storeFnHint)/float64(base), "fn-dirty/baseline")
+	b.ReportMetric(float64(compose)/float64(base), "compose/baseline")
+	b.ReportMetric(0, "ns/op")
 }
