@@ -447,3 +447,43 @@ func TestBadSpecAndOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestRuncReapsOrphans: processes an action abandons (double fork) are re-parented to the proxy,
+// PID 1 of the container, which reaps them instead of letting zombies pile up against pids.max.
+func TestRuncReapsOrphans(t *testing.T) {
+	d := newRuncDriver(t, nil)
+	in := start(t, d, "python:3.11", 128<<20)
+	mustInit(t, in, `
+import os, time
+def zombies():
+    n = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                stat = open("/proc/%s/stat" % pid).read()
+            except OSError:
+                continue
+            if stat[stat.rindex(")") + 2] == "Z":
+                n += 1
+    return n
+def main(args):
+    if args.get("fork"):
+        for _ in range(20):
+            a = os.fork()
+            if a == 0:
+                if os.fork() == 0:
+                    os._exit(0)
+                os._exit(0)
+            os.waitpid(a, 0)
+        return {"forked": 20}
+    for _ in range(100):
+        if zombies() == 0:
+            break
+        time.sleep(0.05)
+    return {"zombies": zombies()}
+`, "main")
+	r := doRun(t, in, map[string]any{"fork": true}, 30*time.Second, 1<<20, 0)
+	wantJSON(t, r.Outcome.Body, `{"forked":20}`)
+	r = doRun(t, in, map[string]any{}, 30*time.Second, 1<<20, 0)
+	wantJSON(t, r.Outcome.Body, `{"zombies":0}`)
+}

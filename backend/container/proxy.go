@@ -58,6 +58,7 @@ type proxy struct {
 	dead     bool
 	initDone bool
 	outMu    sync.Mutex
+	procMu   sync.Mutex // guards proc for the reaper
 }
 
 // ServeProxy serves /init and /run until ctx ends. For a managed kind the launcher is started
@@ -100,6 +101,11 @@ func ServeProxy(ctx context.Context, cfg ProxyConfig) error {
 			p.proc.Close()
 		}
 	}()
+	if os.Getpid() == 1 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go reapOrphans(p.isLauncher, stop)
+	}
 	if network == "unix" {
 		os.Remove(addr)
 	}
@@ -119,6 +125,13 @@ func ServeProxy(ctx context.Context, cfg ProxyConfig) error {
 		return fmt.Errorf("proxy: serve: %w", err)
 	}
 	return nil
+}
+
+// isLauncher reports whether pid is the launcher process (reaped by os/exec, not the reaper).
+func (p *proxy) isLauncher(pid int) bool {
+	p.procMu.Lock()
+	defer p.procMu.Unlock()
+	return p.proc != nil && p.proc.Pid() == pid
 }
 
 func defaultLauncherEnv(workDir string) []string {
@@ -162,7 +175,9 @@ func (p *proxy) startLauncher(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
+	p.procMu.Lock()
 	p.proc = proc
+	p.procMu.Unlock()
 	return nil
 }
 
@@ -297,7 +312,9 @@ func (p *proxy) startNative(ctx context.Context, v initValue) error {
 	if err != nil {
 		return fmt.Errorf("cannot start the executable: %v", err)
 	}
+	p.procMu.Lock()
 	p.proc = proc
+	p.procMu.Unlock()
 	return nil
 }
 
