@@ -52,7 +52,7 @@ type ByteSize struct {
 	Unit SizeUnit
 }
 
-// Sizes in bytes and megabytes.
+// SizeBytes is n bytes.
 func SizeBytes(n int64) ByteSize { return ByteSize{n, Bytes} }
 
 // SizeMB is n megabytes.
