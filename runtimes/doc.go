@@ -76,7 +76,8 @@
 // launchers/launcher.py runs under Debian's /usr/bin/python3 and uses the standard library only,
 // with no threads, subprocesses or sockets: plain blocking reads of fd 0 and writes of fd 3, so
 // it also runs inside a KVM guest. Code is a source string or a base64 zip holding __main__.py
-// (extracted to a fresh directory under TMPDIR, which is put first on sys.path). An exception in
+// (extracted to a fresh directory under TMPDIR, which is put first on sys.path, followed by the
+// site-packages of a virtualenv/ directory packed at the zip's root, if any). An exception in
 // main is printed to stderr and answered {"error": "<str(exception)>"} (an application error, as
 // openwhisk-runtime-python's launcher does).
 //

@@ -314,6 +314,15 @@ func TestPythonSpecifics(t *testing.T) {
 		r := mustRun(t, p, map[string]any{"text": "hey"})
 		jsonEq(t, r.Body, `{"shout":"HEY!"}`)
 	})
+	t.Run("zip with a virtualenv", func(t *testing.T) {
+		p := startLauncher(t, "python:3.11")
+		mustInit(t, p, zipB64(t, map[string]string{
+			"__main__.py": "import vendored\ndef main(a):\n    return {'v': vendored.VALUE}\n",
+			"virtualenv/lib/python3.11/site-packages/vendored.py": "VALUE = 'from the virtualenv'\n",
+		}), "main", true)
+		r := mustRun(t, p, map[string]any{})
+		jsonEq(t, r.Body, `{"v":"from the virtualenv"}`)
+	})
 	t.Run("custom main and exception", func(t *testing.T) {
 		p := startLauncher(t, "python:3.11")
 		mustInit(t, p, "def niam(a):\n    if a.get('boom'):\n        raise ValueError('thrown on purpose')\n    return {'greetings': 'Hello from a non-standard entrypoint.'}\n", "niam", false)

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +50,9 @@ func BenchmarkStart(b *testing.B) {
 			p    phase
 		}{{"cold", cold}, {"prewarm", prewarm}, {"warm", warm}} {
 			b.Run(k.dir+"/"+ph.name, func(b *testing.B) {
-				d := newRuncDriver(b, nil)
+				// user-memory = the container's memory gives it upstream's full 1024 CPU
+				// shares, the weight of the host process it is compared with.
+				d := newRuncDriver(b, map[string]string{"user-memory": fmt.Sprint(256 << 20)})
 				h := newHostRunner(b, k.kind)
 				var ctr, host []time.Duration
 				var warmIn backend.Instance

@@ -95,6 +95,14 @@ def load(init):
         target = tempfile.mkdtemp(prefix="action-")
         zf.extractall(target)
         sys.path.insert(0, target)
+        # A virtualenv packed at the zip's root (openwhisk-runtime-python's convention): its
+        # site-packages come after the action's own modules.
+        venv_lib = os.path.join(target, "virtualenv", "lib")
+        if os.path.isdir(venv_lib):
+            for name in sorted(os.listdir(venv_lib)):
+                site = os.path.join(venv_lib, name, "site-packages")
+                if name.startswith("python3") and os.path.isdir(site):
+                    sys.path.insert(1, site)
         path = os.path.join(target, "__main__.py")
         with open(path, "rb") as f:
             source = f.read()
