@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // EventMessage is a user event on the events topic (protocol §5).
@@ -148,9 +147,10 @@ func DecodeEvent(data []byte) (*EventMessage, error) {
 }
 
 // ActivationEventFrom derives the user event for record a (protocol §5): source is the
-// invoker ("invoker0"), userID the invoking namespace's uuid, now the event time. It returns
+// invoker ("invoker0"), userID the invoking namespace's uuid, nowMillis the event time
+// (epoch milliseconds). It returns
 // false — no event — when the record lacks the path or kind annotation, as upstream.
-func ActivationEventFrom(a *WhiskActivation, source, userID string, now time.Time) (EventMessage, bool) {
+func ActivationEventFrom(a *WhiskActivation, source, userID string, nowMillis int64) (EventMessage, bool) {
 	path, ok1 := a.Annotations.GetString(AnnotationPath)
 	kind, ok2 := a.Annotations.GetString(AnnotationKind)
 	if !ok1 || !ok2 {
@@ -182,7 +182,7 @@ func ActivationEventFrom(a *WhiskActivation, source, userID string, now time.Tim
 		body.Size = intPtr(*a.Response.Size)
 	}
 	body.UserDefinedStatusCode = userDefinedStatusCode(a.Response.Result)
-	return EventMessage{Source: source, EventType: "Activation", Timestamp: now.UnixMilli(), Subject: a.Subject,
+	return EventMessage{Source: source, EventType: "Activation", Timestamp: nowMillis, Subject: a.Subject,
 		Namespace: a.Namespace, UserID: userID, Activation: body}, true
 }
 

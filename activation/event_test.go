@@ -13,7 +13,7 @@ func TestActivationEventRules(t *testing.T) {
 			Annotations: Parameters{{Key: AnnotationPath, Value: json.RawMessage(`"guest/a"`)}, {Key: AnnotationKind, Value: json.RawMessage(`"nodejs:20"`)}}}
 	}
 	a := base()
-	ev, ok := ActivationEventFrom(&a, "invoker3", "uuid", ms(7))
+	ev, ok := ActivationEventFrom(&a, "invoker3", "uuid", 7)
 	if !ok || ev.Source != "invoker3" || ev.Timestamp != 7 || ev.Activation.Memory != 0 || ev.Activation.InitTime != 0 ||
 		ev.Activation.WaitTime != 0 || ev.Activation.Duration != 5 || ev.Activation.Size != nil || ev.Activation.CausedBy != "" {
 		t.Errorf("defaults: %+v %+v", ev, ev.Activation)
@@ -27,7 +27,7 @@ func TestActivationEventRules(t *testing.T) {
 			}
 		}
 		a.Annotations = kept
-		if _, ok := ActivationEventFrom(&a, "invoker0", "u", ms(0)); ok {
+		if _, ok := ActivationEventFrom(&a, "invoker0", "u", 0); ok {
 			t.Errorf("event derived without %s", drop)
 		}
 	}
@@ -41,7 +41,7 @@ func TestActivationEventRules(t *testing.T) {
 	} {
 		a := base()
 		a.Response.Result = json.RawMessage(result)
-		ev, _ := ActivationEventFrom(&a, "invoker0", "u", ms(0))
+		ev, _ := ActivationEventFrom(&a, "invoker0", "u", 0)
 		if ev.Activation.UserDefinedStatusCode == nil || *ev.Activation.UserDefinedStatusCode != want {
 			t.Errorf("%s: userDefinedStatusCode %v, want %d", result, ev.Activation.UserDefinedStatusCode, want)
 		}
@@ -49,7 +49,7 @@ func TestActivationEventRules(t *testing.T) {
 	for _, result := range []string{`["statusCode"]`, `{"x":1}`, `null`} {
 		a := base()
 		a.Response.Result = json.RawMessage(result)
-		if ev, _ := ActivationEventFrom(&a, "invoker0", "u", ms(0)); ev.Activation.UserDefinedStatusCode != nil {
+		if ev, _ := ActivationEventFrom(&a, "invoker0", "u", 0); ev.Activation.UserDefinedStatusCode != nil {
 			t.Errorf("%s: userDefinedStatusCode %d", result, *ev.Activation.UserDefinedStatusCode)
 		}
 	}

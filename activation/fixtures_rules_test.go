@@ -272,7 +272,7 @@ func TestRecordsAcksAndEventsFromFixtures(t *testing.T) {
 		assertJSONEqual(t, "result ack", marshal(t, acks[0]), readFixture(t, "ack-result.json"))
 		assertJSONEqual(t, "completion ack", marshal(t, acks[1]), readFixture(t, "ack-completion.json"))
 
-		ev, ok := ActivationEventFrom(&a, invoker0.Source(), msg.User.Namespace.UUID, ms(1717171718258))
+		ev, ok := ActivationEventFrom(&a, invoker0.Source(), msg.User.Namespace.UUID, 1717171718258)
 		if !ok {
 			t.Fatal("no event")
 		}
@@ -308,7 +308,7 @@ func TestRecordsAcksAndEventsFromFixtures(t *testing.T) {
 			ResponseLimits{Timeout: time.Minute, MaxPayload: 1 << 20, Truncation: 1 << 20})
 		a := BuildActivation(RecordInput{Msg: msg, Action: sortArrayAction(t), Sys: sys, Response: c.Response, Run: &run})
 		assertJSONEqual(t, "record", marshal(t, a.Stored(1717171802225)), readFixture(t, "activation-record-stored-sequence-component.json"))
-		ev, _ := ActivationEventFrom(&a, "invoker0", msg.User.Namespace.UUID, ms(1717171802226))
+		ev, _ := ActivationEventFrom(&a, "invoker0", msg.User.Namespace.UUID, 1717171802226)
 		assertJSONEqual(t, "event", marshal(t, ev), readFixture(t, "event-activation-sequence-component.json"))
 	})
 
@@ -373,7 +373,7 @@ func TestRecordsAcksAndEventsFromFixtures(t *testing.T) {
 
 	t.Run("app error event", func(t *testing.T) {
 		s := loadStored(t, "activation-record-stored-app-error.json")
-		ev, ok := ActivationEventFrom(&s.WhiskActivation, "invoker0", "23bc46b1-71f6-4ed5-8c54-816aa4f8c502", ms(1717172020923))
+		ev, ok := ActivationEventFrom(&s.WhiskActivation, "invoker0", "23bc46b1-71f6-4ed5-8c54-816aa4f8c502", 1717172020923)
 		if !ok {
 			t.Fatal("no event")
 		}
