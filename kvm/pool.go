@@ -6,12 +6,15 @@ import (
 	"sync"
 )
 
-// Pool keeps created-but-empty VMs (each with its vCPU, CPUID and a memory slot of a given size
-// already installed with dirty logging) so a restore pays neither for KVM_CREATE_VM and
-// KVM_CREATE_VCPU nor for installing a memory slot: it maps the snapshot over the slot's
-// reserved memory. A background goroutine refills it. It is safe for concurrent use.
+// Pool keeps VMs created ahead of restores, shaped after one snapshot: vCPU and CPUID set, that
+// snapshot's memory mapped copy-on-write and installed as a dirty-logged memory slot, its vCPU
+// state loaded. Restoring that snapshot from the pool then costs no system call; restoring
+// another of the same geometry maps itself over the slot (one mmap, no slot installation, which
+// costs KVM an SRCU grace period); any other snapshot still saves the VM and vCPU creation. A
+// background goroutine refills the pool. It is safe for concurrent use.
 type Pool struct {
 	h              *Host
+	like           *Snapshot
 	memory, mapped uint64
 	ready          chan *shell
 	refill         chan struct{}
@@ -28,7 +31,7 @@ func (h *Host) NewPool(ctx context.Context, size int, like *Snapshot) *Pool {
 	if like != nil {
 		memory, mapped = like.state.Memory, like.state.Mapped
 	}
-	p := &Pool{h: h, memory: memory, mapped: mapped, ready: make(chan *shell, max(size, 1)), refill: make(chan struct{}, 1), stop: cancel}
+	p := &Pool{h: h, like: like, memory: memory, mapped: mapped, ready: make(chan *shell, max(size, 1)), refill: make(chan struct{}, 1), stop: cancel}
 	p.done.Add(1)
 	go p.fill(ctx)
 	return p
@@ -69,23 +72,27 @@ func (p *Pool) get() (*shell, error) {
 	}
 }
 
-// newShell creates a VM with a reserved memory slot of the pool's size.
+// newShell creates a VM prepared for the pool's snapshot.
 func (p *Pool) newShell() (*shell, error) {
 	sh, err := p.h.newShell()
-	if err != nil || p.memory == 0 {
+	if err != nil || p.like == nil {
 		return sh, err
 	}
-	m, err := newAnonMemory(p.memory)
+	m, err := mapFileMemory(int(p.like.f.Fd()), p.like.memOff, p.memory)
 	if err != nil {
 		sh.close()
 		return nil, err
 	}
+	sh.slot, sh.slotMapped = m.b, p.mapped // closed with the shell from here on
 	if err := setMemoryRegion(sh.vmfd, 0, memLogDirtyPages, 0, m.b[:p.mapped]); err != nil {
-		m.close()
 		sh.close()
 		return nil, fmt.Errorf("%w: %v", ErrVMM, err)
 	}
-	sh.slot, sh.slotMapped = m.b, p.mapped
+	if err := sh.cpu.load(&p.like.state.Machine); err != nil {
+		sh.close()
+		return nil, err
+	}
+	sh.prepared = p.like
 	return sh, nil
 }
 

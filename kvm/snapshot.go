@@ -381,10 +381,15 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 			return nil, err
 		}
 	}
-	if attached {
-		mem, err = mapFileMemoryAt(sh.slot, int(snap.f.Fd()), snap.memOff)
+	prepared := attached && sh.prepared == snap
+	switch {
+	case prepared:
+		mem = &memory{b: sh.slot, userLo: userLo, file: true, vmmDirty: make([]uint64, (len(sh.slot)/pageSize+63)/64)}
 		sh.slot = nil // now owned by mem
-	} else {
+	case attached:
+		mem, err = mapFileMemoryAt(sh.slot, int(snap.f.Fd()), snap.memOff)
+		sh.slot = nil
+	default:
 		mem, err = mapFileMemory(int(snap.f.Fd()), snap.memOff, snap.state.Memory)
 	}
 	if err != nil {
@@ -395,21 +400,24 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 	if attached {
 		g.mapped, g.slotEnds = snap.state.Mapped, []uint64{snap.state.Mapped}
 	}
-	if err := g.loadSnapshot(); err != nil {
+	if err := g.loadSnapshot(!prepared); err != nil {
 		g.Close()
 		return nil, err
 	}
 	return g, nil
 }
 
-// loadSnapshot attaches memory and puts vCPU and kernel into the snapshot's state.
-func (g *Guest) loadSnapshot() error {
+// loadSnapshot attaches memory and puts the kernel, and unless a pool already did, the vCPU
+// into the snapshot's state.
+func (g *Guest) loadSnapshot(loadCPU bool) error {
 	s := &g.snap.state
 	if err := g.grow(s.Mapped); err != nil {
 		return err
 	}
-	if err := g.sh.cpu.load(&s.Machine); err != nil {
-		return err
+	if loadCPU {
+		if err := g.sh.cpu.load(&s.Machine); err != nil {
+			return err
+		}
 	}
 	g.k = newKernel(g.mem, g.sh.cpu, &g.cfg)
 	g.k.setState(&s.Kernel)
