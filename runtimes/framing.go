@@ -233,10 +233,7 @@ func (p *Process) Init(ctx context.Context, value []byte, logLimit int64) (Reply
 	if err != nil {
 		return r, fmt.Errorf("init: %w", err)
 	}
-	var ack struct {
-		OK bool `json:"ok"`
-	}
-	if r.Status == 200 && json.Unmarshal(r.Body, &ack) == nil && ack.OK {
+	if r.Status == 200 && InitSucceeded(r.Body) {
 		p.state = stateReady
 		return r, nil
 	}
@@ -261,18 +258,40 @@ func (p *Process) Run(ctx context.Context, body []byte, logLimit int64) (Reply, 
 	if err != nil {
 		return r, fmt.Errorf("run: %w", err)
 	}
-	if r.Status == 200 {
-		b := bytes.TrimSpace(r.Body)
-		if len(b) == 0 || (b[0] != '{' && b[0] != '[') || !json.Valid(b) {
-			r.Status = 502
-			r.Body = []byte(`{"error":"The action did not return a dictionary or array."}`)
-		}
-	}
+	r.Status, r.Body = RunResult(r.Status, r.Body)
 	return r, nil
 }
 
-// oneLine turns a JSON document into a framing line: every newline byte is removed (a newline
-// can only be insignificant whitespace in valid JSON), as the actionloop proxy does.
+// Line turns a JSON document (an init value or a run body) into a framing line ending in "\n":
+// every newline byte is removed (a newline can only be insignificant whitespace in valid JSON),
+// as the actionloop proxy does. Drivers that move bytes to a launcher themselves (a VMM) use it.
+func Line(doc []byte) ([]byte, error) { return oneLine(doc, "document") }
+
+// ParseReply splits one fd-3 reply line (without its newline) into status and body: 200 and the
+// line itself, or NNN and the rest of a "#NNN <json>" line. A malformed status line wraps
+// ErrProtocol.
+func ParseReply(line []byte) (status int, body []byte, err error) { return parseReply(line) }
+
+// InitSucceeded reports whether an init reply body is the ack {"ok":true}.
+func InitSucceeded(body []byte) bool {
+	var ack struct {
+		OK bool `json:"ok"`
+	}
+	return json.Unmarshal(body, &ack) == nil && ack.OK
+}
+
+// RunResult applies the driver side's mapping to a run reply: a 200 body that is not a JSON
+// object or array becomes 502 {"error":"The action did not return a dictionary or array."}.
+func RunResult(status int, body []byte) (int, []byte) {
+	if status == 200 {
+		b := bytes.TrimSpace(body)
+		if len(b) == 0 || (b[0] != '{' && b[0] != '[') || !json.Valid(b) {
+			return 502, []byte(`{"error":"The action did not return a dictionary or array."}`)
+		}
+	}
+	return status, body
+}
+
 func oneLine(doc []byte, what string) ([]byte, error) {
 	if !json.Valid(doc) {
 		return nil, fmt.Errorf("runtimes: %s is not valid JSON", what)
