@@ -37,20 +37,23 @@ func TestVDSOAnswersClocksWithoutExits(t *testing.T) {
 	}
 }
 
-func TestVDSOImageMatchesSource(t *testing.T) {
+func TestVDSOAndStubImagesMatchSource(t *testing.T) {
 	if err := checkVDSOImage(vdsoImage); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "vdso.so")
-	cmd := exec.Command("bash", "vdso/build.sh", out)
+	dir := t.TempDir()
+	out, stub := filepath.Join(dir, "vdso.so"), filepath.Join(dir, "stub_pvm.bin")
+	cmd := exec.Command("bash", "vdso/build.sh", out, stub)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("vdso/build.sh: %v\n%s", err, msg)
 	}
-	fresh, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(fresh, vdsoImage) {
-		t.Fatal("vdso/vdso.so is stale: run kvm/vdso/build.sh and commit the result")
+	for path, embedded := range map[string][]byte{out: vdsoImage, stub: pvmStub} {
+		fresh, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(fresh, embedded) {
+			t.Fatalf("kvm/vdso/%s is stale: run kvm/vdso/build.sh and commit the result", filepath.Base(path))
+		}
 	}
 }
