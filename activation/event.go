@@ -147,9 +147,9 @@ func DecodeEvent(data []byte) (*EventMessage, error) {
 }
 
 // ActivationEventFrom derives the user event for record a (protocol §5): source is the
-// invoker ("invoker0"), userID the invoking namespace's uuid, nowMillis the event time
-// (epoch milliseconds). It returns
-// false — no event — when the record lacks the path or kind annotation, as upstream.
+// invoker ("invoker0"), userID the invoking namespace's uuid, nowMillis the event time in
+// epoch milliseconds. It returns false — no event — when the record lacks the path or kind
+// annotation, as upstream.
 func ActivationEventFrom(a *WhiskActivation, source, userID string, nowMillis int64) (EventMessage, bool) {
 	path, ok1 := a.Annotations.GetString(AnnotationPath)
 	kind, ok2 := a.Annotations.GetString(AnnotationKind)

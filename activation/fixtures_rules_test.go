@@ -371,6 +371,38 @@ func TestRecordsAcksAndEventsFromFixtures(t *testing.T) {
 		assertJSONEqual(t, "timeout response", marshal(t, c.Response), marshal(t, to.Response))
 	})
 
+	t.Run("init failure and run timeout records rebuilt", func(t *testing.T) {
+		sys := DefaultSystemLimits()
+		lim := func(ms int64) ResponseLimits {
+			return ResponseLimits{Timeout: time.Duration(ms) * time.Millisecond, MaxPayload: 1 << 20, Truncation: 1 << 20}
+		}
+		msgFor := func(s *StoredActivation, name string, tidStart int64) *ActivationMessage {
+			m := loadMsg(t, "activation-message-blocking.json")
+			m.ActivationID, m.Action.Name, m.TransID = s.ActivationID, name, NewTransactionID("x", tidStart)
+			return m
+		}
+
+		want := loadStored(t, "activation-record-stored-init-failure.json")
+		doc := loadAction(t, "action-doc-nodejs-inline.json")
+		doc.Name, doc.Version = "broken", SemVer{0, 0, 1}
+		initIv := Interval{ms(want.Start), ms(want.End)}
+		body := `{"error":` + string(mustJSON(mustString(t, want.Response.Result, "error"))) + `}`
+		c := ClassifyInit(RuntimeOutcome{Status: 502, Body: []byte(body), Start: initIv.Start, End: initIv.End}, lim(60000))
+		a := BuildActivation(RecordInput{Msg: msgFor(want, "broken", want.Start-734), Action: doc, Sys: sys, Response: c.Response,
+			Init: &initIv, TimedOut: c.TimedOut, Logs: want.Logs})
+		assertJSONEqual(t, "init failure record", marshal(t, a.Stored(want.Updated)), readFixture(t, "activation-record-stored-init-failure.json"))
+
+		want = loadStored(t, "activation-record-stored-developer-error-timeout.json")
+		py := loadAction(t, "action-doc-python-plain-string.json")
+		c1 := int64(1)
+		py.Name, py.Version, py.Limits.Timeout, py.Limits.Concurrency = "slowpoke", SemVer{0, 0, 1}, 3000, &c1
+		runIv := Interval{ms(want.Start), ms(want.End)}
+		c = ClassifyRun(RuntimeOutcome{Failure: FailureTimeout, Start: runIv.Start, End: runIv.End}, lim(3000))
+		a = BuildActivation(RecordInput{Msg: msgFor(want, "slowpoke", want.Start-47), Action: py, Sys: sys, Response: c.Response,
+			Run: &runIv, TimedOut: c.TimedOut, Logs: want.Logs})
+		assertJSONEqual(t, "timeout record", marshal(t, a.Stored(want.Updated)), readFixture(t, "activation-record-stored-developer-error-timeout.json"))
+	})
+
 	t.Run("app error event", func(t *testing.T) {
 		s := loadStored(t, "activation-record-stored-app-error.json")
 		ev, ok := ActivationEventFrom(&s.WhiskActivation, "invoker0", "23bc46b1-71f6-4ed5-8c54-816aa4f8c502", 1717172020923)
