@@ -115,10 +115,14 @@ const (
 )
 
 // Start starts the process with stdin, stdout, stderr and fd 3 connected to pipes. The process
-// is in its own process group, so Close also ends anything it spawned.
+// is in its own process group, so Close also ends anything it spawned. ctx bounds the start
+// only; the process lives until Close.
 func Start(ctx context.Context, opts Options) (*Process, error) {
 	if len(opts.Argv) == 0 || opts.Argv[0] == "" {
 		return nil, fmt.Errorf("runtimes: start: Options.Argv is empty")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("runtimes: start %s: %w", opts.Argv[0], err)
 	}
 	if opts.MaxReply <= 0 {
 		opts.MaxReply = DefaultMaxReply

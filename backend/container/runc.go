@@ -29,6 +29,8 @@ const (
 	cgroupParent      = "/snapinvoker"
 	upstreamNofile    = 1024
 	upstreamPidsLimit = 1024
+	// startTimeout bounds a container start when the caller gave no deadline.
+	startTimeout = 2 * time.Minute
 )
 
 // Network modes of the runc engine.
@@ -322,6 +324,11 @@ func (e *runcEngine) start(ctx context.Context, ss backend.StartSpec) (handle, e
 		close(c.done)
 	}()
 	sock := filepath.Join(sockDir, socketName)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+	}
 	for {
 		if _, err := os.Stat(sock); err == nil {
 			return c, nil
