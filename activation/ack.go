@@ -56,9 +56,9 @@ type AckResponse struct {
 // MarshalJSON writes the activation, or the id string when shrunk.
 func (r AckResponse) MarshalJSON() ([]byte, error) {
 	if r.Activation != nil {
-		return Marshal(r.Activation)
+		return r.Activation.appendJSON(make([]byte, 0, 1024)), nil
 	}
-	return Marshal(string(r.ID))
+	return appendString(nil, string(r.ID)), nil
 }
 
 // NewAck builds an ack of the given kind for activation a. IsSystemError is the activation's
@@ -102,29 +102,7 @@ func (a Ack) Shrink() Ack {
 }
 
 // MarshalJSON writes the message for its kind.
-func (a Ack) MarshalJSON() ([]byte, error) {
-	switch a.Kind {
-	case CompletionAck:
-		return Marshal(struct {
-			TransID       TransactionID     `json:"transid"`
-			ActivationID  ActivationID      `json:"activationId"`
-			IsSystemError *bool             `json:"isSystemError,omitempty"`
-			Instance      InvokerInstanceID `json:"instance"`
-		}{a.TransID, a.ActivationID, a.IsSystemError, a.Instance})
-	case ResultAck:
-		return Marshal(struct {
-			TransID  TransactionID `json:"transid"`
-			Response AckResponse   `json:"response"`
-		}{a.TransID, a.Response})
-	default:
-		return Marshal(struct {
-			TransID       TransactionID     `json:"transid"`
-			Response      AckResponse       `json:"response"`
-			IsSystemError *bool             `json:"isSystemError,omitempty"`
-			Instance      InvokerInstanceID `json:"instance"`
-		}{a.TransID, a.Response, a.IsSystemError, a.Instance})
-	}
-}
+func (a Ack) MarshalJSON() ([]byte, error) { return a.appendJSON(make([]byte, 0, 1024)), nil }
 
 // DecodeAck reads an acknowledgement and tells the kinds apart the way the controller does:
 // "instance" and "response" ⇒ Combined; "instance" only ⇒ Completion; otherwise Result.

@@ -239,3 +239,19 @@ func FuzzSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendString checks the string writer against encoding/json (HTML escaping off).
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\"b\\c", "\n\r\t\b\f\x00\x1f", "<&>", "é😀", "\xff\xfe", "\u2028\u2029", "\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendString(nil, s); string(got) != string(want) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}

@@ -26,26 +26,7 @@ func (i InvokerInstanceID) Source() string { return fmt.Sprintf("invoker%d", i.I
 func (i InvokerInstanceID) Topic() string { return i.Source() }
 
 // MarshalJSON writes the 2.0 form.
-func (i InvokerInstanceID) MarshalJSON() ([]byte, error) {
-	type wire struct {
-		Instance            int       `json:"instance"`
-		UserMemory          ByteSize  `json:"userMemory"`
-		BusyMemory          *ByteSize `json:"busyMemory,omitempty"`
-		InstanceType        string    `json:"instanceType"`
-		Tags                []string  `json:"tags"`
-		DedicatedNamespaces []string  `json:"dedicatedNamespaces"`
-		UniqueName          string    `json:"uniqueName,omitempty"`
-		DisplayedName       string    `json:"displayedName,omitempty"`
-	}
-	w := wire{i.Instance, i.UserMemory, i.BusyMemory, "invoker", i.Tags, i.DedicatedNamespaces, i.UniqueName, i.DisplayedName}
-	if w.Tags == nil {
-		w.Tags = []string{}
-	}
-	if w.DedicatedNamespaces == nil {
-		w.DedicatedNamespaces = []string{}
-	}
-	return Marshal(w)
-}
+func (i InvokerInstanceID) MarshalJSON() ([]byte, error) { return i.appendJSON(nil), nil }
 
 // DecodeInvokerInstanceID reads an InvokerInstanceId document. Errors are *FieldError
 // wrapping ErrInvalidMessage.

@@ -21,27 +21,10 @@ type Parameter struct {
 type Parameters []Parameter
 
 // MarshalJSON writes one parameter.
-func (p Parameter) MarshalJSON() ([]byte, error) {
-	type wire struct {
-		Key        string          `json:"key"`
-		Value      json.RawMessage `json:"value"`
-		Init       bool            `json:"init,omitempty"`
-		Encryption string          `json:"encryption,omitempty"`
-	}
-	v := p.Value
-	if v == nil {
-		v = json.RawMessage("null")
-	}
-	return Marshal(wire{p.Key, v, p.Init, p.Encryption})
-}
+func (p Parameter) MarshalJSON() ([]byte, error) { return p.appendJSON(nil), nil }
 
 // MarshalJSON writes the list ([] when empty).
-func (ps Parameters) MarshalJSON() ([]byte, error) {
-	if ps == nil {
-		return []byte("[]"), nil
-	}
-	return Marshal([]Parameter(ps))
-}
+func (ps Parameters) MarshalJSON() ([]byte, error) { return ps.appendJSON(nil), nil }
 
 // Get returns the value of key (the last one if repeated) and whether it exists.
 func (ps Parameters) Get(key string) (json.RawMessage, bool) {

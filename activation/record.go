@@ -97,13 +97,7 @@ func WhiskError(msg string) ActivationResponse {
 }
 
 // MarshalJSON writes {statusCode, result?, size?}.
-func (r ActivationResponse) MarshalJSON() ([]byte, error) {
-	return Marshal(struct {
-		StatusCode int             `json:"statusCode"`
-		Result     json.RawMessage `json:"result,omitempty"`
-		Size       *int            `json:"size,omitempty"`
-	}{r.StatusCode, r.Result, r.Size})
-}
+func (r ActivationResponse) MarshalJSON() ([]byte, error) { return r.appendJSON(nil), nil }
 
 // extended is the REST API form: statusCode replaced by success and status.
 func (r ActivationResponse) extended() any {
@@ -177,7 +171,9 @@ func (a WhiskActivation) wire() activationWire {
 }
 
 // MarshalJSON writes the record as carried in acks (no document fields).
-func (a WhiskActivation) MarshalJSON() ([]byte, error) { return Marshal(a.wire()) }
+func (a WhiskActivation) MarshalJSON() ([]byte, error) {
+	return a.appendJSON(make([]byte, 0, 1024)), nil
+}
 
 // WithoutLogs returns a copy with logs [] (the form of a ResultMessage sent before log collection).
 func (a WhiskActivation) WithoutLogs() WhiskActivation {
@@ -204,13 +200,20 @@ func (a WhiskActivation) Stored(updated int64) StoredActivation {
 
 // MarshalJSON writes the document: _id, _rev (if set), entityType, updated and the record.
 func (s StoredActivation) MarshalJSON() ([]byte, error) {
-	return Marshal(struct {
-		ID         string `json:"_id"`
-		Rev        string `json:"_rev,omitempty"`
-		EntityType string `json:"entityType"`
-		Updated    int64  `json:"updated"`
-		activationWire
-	}{s.ID, s.Rev, s.EntityType, s.Updated, s.WhiskActivation.wire()})
+	b := make([]byte, 0, 1024)
+	b = append(b, `{"_id":`...)
+	b = appendString(b, s.ID)
+	if s.Rev != "" {
+		b = append(b, `,"_rev":`...)
+		b = appendString(b, s.Rev)
+	}
+	b = append(b, `,"entityType":`...)
+	b = appendString(b, s.EntityType)
+	b = append(b, `,"updated":`...)
+	b = appendInt(b, s.Updated)
+	b = append(b, ',')
+	b = s.WhiskActivation.appendMembers(b)
+	return append(b, '}'), nil
 }
 
 // ExtendedJSON is the REST API form (GET /activations/{id}, blocking invoke): no document
