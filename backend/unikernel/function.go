@@ -184,22 +184,26 @@ func (d *Driver) takeGuest(ctx context.Context, fn *function) (g *kvm.Guest, fro
 // healthy (reset after its last activation) and the ready policy wants it, else it is closed
 // and its reference on fn dropped.
 func (d *Driver) giveBack(fn *function, g *kvm.Guest, healthy bool) {
+	// Measuring private memory reads /proc/self/smaps (about a millisecond): do it only when the
+	// answer matters, to keep the guest or to learn the function's charge.
+	d.mu.Lock()
+	fn.demand.stopped()
+	measure := healthy && !d.closed && (fn.demand.want(d.now(), d.set.ready) > len(fn.ready) || d.profiles.get(fn.key).private == 0)
+	d.mu.Unlock()
 	var bytes int64
-	if healthy {
+	if measure {
 		b, err := g.PrivateBytes()
 		if err != nil {
-			healthy = false
+			healthy, measure = false, false
 		}
 		bytes = b + vmOverhead
 	}
 	d.mu.Lock()
-	now := d.now()
-	fn.demand.stopped()
-	if healthy {
+	if measure {
 		d.profiles.observe(fn.key, bytes)
 	}
-	if healthy && !d.closed && keepReady(&fn.demand, len(fn.ready), d.readyBytes, bytes, now, d.set.ready) {
-		fn.ready = append(fn.ready, &readyGuest{g: g, since: now, bytes: bytes})
+	if measure && !d.closed && keepReady(&fn.demand, len(fn.ready), d.readyBytes, bytes, d.now(), d.set.ready) {
+		fn.ready = append(fn.ready, &readyGuest{g: g, since: d.now(), bytes: bytes})
 		d.readyBytes += bytes
 		d.mu.Unlock()
 		return

@@ -113,13 +113,15 @@ func (i *instance) Init(ctx context.Context, req backend.InitRequest) (backend.R
 		return answer(start, i.d.now(), 403, errorBody("Cannot initialize the action more than once.")), nil
 	}
 	a := req.Action
-	log := i.d.log.With(zap.String("instance", i.id), zap.String("action", a.Name))
 	if i.g != nil && i.restored {
 		i.initialised, i.action = true, a
-		log.Debug("init skipped: restored from the function snapshot",
-			zap.Bool("ready", i.fromReady), zap.Duration("saved", i.d.initTime(i.fn.key)))
+		if ce := i.d.log.Check(zap.DebugLevel, "init skipped: restored from the function snapshot"); ce != nil {
+			ce.Write(zap.String("instance", i.id), zap.String("action", a.Name), zap.Bool("ready", i.fromReady),
+				zap.Duration("saved", i.d.initTime(i.fn.key)))
+		}
 		return answer(start, i.d.now(), 200, okBody), nil
 	}
+	log := i.d.log.With(zap.String("instance", i.id), zap.String("action", a.Name))
 	if err := checkAction(&a); err != nil {
 		return backend.Result{}, fmt.Errorf("unikernel: %s: init: %w", i.id, err)
 	}
