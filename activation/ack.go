@@ -61,7 +61,7 @@ func (r AckResponse) MarshalJSON() ([]byte, error) {
 	return appendString(nil, string(r.ID)), nil
 }
 
-// NewAck builds an ack of the given kind for activation a. IsSystemError is the activation's
+// NewAck builds an ack of the given kind for activation a (not nil). IsSystemError is the activation's
 // response.statusCode == 3, as upstream sets it.
 func NewAck(kind AckKind, tid TransactionID, a *WhiskActivation, instance InvokerInstanceID) Ack {
 	sys := a.Response.IsWhiskError()

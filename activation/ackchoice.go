@@ -78,7 +78,7 @@ func ChooseAcks(s AckSituation, blocking, logsCollected bool) AckPlan {
 // LogsCollected is upstream's logsToBeCollected: logs are collected unless limits.logs is 0.
 func LogsCollected(l ActionLimits, sys SystemLimits) bool { return l.LogsMB(sys.StdLogs) != 0 }
 
-// BuildAcks turns a plan into the messages to send for activation a, applying Shrink.
+// BuildAcks turns a plan into the messages to send for activation a (not nil), applying Shrink.
 func BuildAcks(p AckPlan, tid TransactionID, a *WhiskActivation, instance InvokerInstanceID) []Ack {
 	out := make([]Ack, 0, len(p.Steps))
 	for _, st := range p.Steps {
