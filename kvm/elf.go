@@ -13,6 +13,11 @@ type program struct {
 	phent   uint64
 	loadEnd uint64 // end of the highest PT_LOAD segment: the initial brk
 	loads   []segmentLoad
+	// interpPath is the PT_INTERP path of a dynamically linked program ("" for a static one);
+	// interp.go loads that interpreter and sets interpBase and userEntry.
+	interpPath string
+	interpBase uint64 // AT_BASE: where the interpreter is loaded, 0 without one
+	userEntry  uint64 // AT_ENTRY: the program's own entry when entry is the interpreter's; 0 = entry
 }
 
 type segmentLoad struct {
@@ -32,7 +37,10 @@ const (
 
 // parseELF validates a static x86-64 ELF executable and describes its segments. Every offset and
 // size is checked against the file before it is used: the file is as hostile as any input.
-func parseELF(f []byte) (*program, error) {
+func parseELF(f []byte) (*program, error) { return parseELFAt(f, staticPIEBase) }
+
+// parseELFAt is parseELF with ET_DYN objects loaded at base (an interpreter goes elsewhere).
+func parseELFAt(f []byte, base uint64) (*program, error) {
 	le := binary.LittleEndian
 	if len(f) < 64 || string(f[:4]) != "\x7fELF" {
 		return nil, fmt.Errorf("%w: not an ELF file", ErrBadProgram)
@@ -54,7 +62,7 @@ func parseELF(f []byte) (*program, error) {
 	}
 	var bias uint64
 	if typ == etDyn {
-		bias = staticPIEBase
+		bias = base
 	}
 	p := &program{entry: entry + bias, phnum: phnum, phent: phent}
 	var phdrVaddr uint64
@@ -66,7 +74,10 @@ func parseELF(f []byte) (*program, error) {
 		filesz, memsz := le.Uint64(h[32:]), le.Uint64(h[40:])
 		switch ptype {
 		case ptInterp:
-			return nil, fmt.Errorf("%w: dynamically linked (PT_INTERP); build it with -static", ErrBadProgram)
+			if filesz < 2 || filesz > 4096 || !inRange(off, filesz, 0, uint64(len(f))) || f[off+filesz-1] != 0 || f[off] != '/' {
+				return nil, fmt.Errorf("%w: PT_INTERP (offset %d, %d bytes) is not an absolute path inside the file", ErrBadProgram, off, filesz)
+			}
+			p.interpPath = string(f[off : off+filesz-1])
 		case ptPhdr:
 			phdrVaddr, havePhdr = vaddr+bias, true
 		case ptLoad:

@@ -59,6 +59,9 @@ type Config struct {
 	OutputLimit int64
 	// Random seeds AT_RANDOM and serves getrandom; nil means crypto/rand.
 	Random io.Reader
+	// Files is the read-only file tree the guest sees besides its private /tmp (fs.go); nil shows
+	// no file at all. A dynamically linked program's interpreter and libraries must be in it.
+	Files *FileTree
 }
 
 const (
@@ -88,6 +91,9 @@ func (c *Config) normalize() error {
 	}
 	if c.ExePath == "" {
 		c.ExePath = "/program"
+	}
+	if c.Files != nil {
+		return c.Files.check()
 	}
 	return nil
 }

@@ -44,6 +44,7 @@ type kernel struct {
 	fsBase       uint64
 
 	fds   fdTable
+	fs    guestFS // files behind kindFile descriptors, the current directory, /tmp (sys_fs.go)
 	stdin stdinState
 	out   outputs
 	clock clockState
@@ -65,6 +66,7 @@ func newKernel(m *memory, cpu cpuControl, cfg *Config) *kernel {
 		k.random = rand.Reader
 	}
 	k.fds = standardFDs()
+	k.fs.init(cfg.Files)
 	k.ringMask = ringNoMask
 	k.stdin.src = cfg.Stdin
 	k.setOutputs(cfg.Stdout, cfg.Stderr, cfg.Result, cfg.OutputLimit)

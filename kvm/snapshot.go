@@ -50,7 +50,8 @@ type kernelState struct {
 	FDs           fdTable
 	StdinEOF      bool
 	MonoOffset    int64
-	MonoAt        int64 // the guest's monotonic clock when the snapshot was taken
+	MonoAt        int64    // the guest's monotonic clock when the snapshot was taken
+	FS            *fsState `json:",omitempty"` // open files, current directory, /tmp (sys_fs.go)
 }
 
 func (k *kernel) state() kernelState {
@@ -59,6 +60,7 @@ func (k *kernel) state() kernelState {
 		StackLo: k.stackLo, StackHi: k.stackHi, MemExhausted: k.memExhausted, FSBase: k.fsBase,
 		FDs: fdTable{Files: append([]fileKind(nil), k.fds.Files...)}, StdinEOF: k.stdin.eof,
 		MonoOffset: k.clock.MonoOffset, MonoAt: hostClock(unix.CLOCK_MONOTONIC) + k.clock.MonoOffset,
+		FS: k.fs.state(),
 	}
 }
 
@@ -69,6 +71,7 @@ func (k *kernel) setState(s *kernelState) {
 	k.stackLo, k.stackHi, k.memExhausted, k.fsBase = s.StackLo, s.StackHi, s.MemExhausted, s.FSBase
 	k.fds = fdTable{Files: append([]fileKind(nil), s.FDs.Files...)}
 	k.stdin.buf, k.stdin.eof = nil, s.StdinEOF
+	k.fs.setState(s.FS)
 	k.clock.MonoOffset = s.MonoOffset
 	if now := hostClock(unix.CLOCK_MONOTONIC); now+k.clock.MonoOffset < s.MonoAt {
 		k.clock.MonoOffset = s.MonoAt - now // never run the guest's monotonic clock backwards
@@ -102,10 +105,13 @@ func (s *snapshotState) validate() error {
 	}
 	for fd, kind := range k.FDs.Files {
 		switch kind {
-		case "", kindStdin, kindStdout, kindStderr, kindResult:
+		case "", kindStdin, kindStdout, kindStderr, kindResult, kindFile:
 		default:
 			return fmt.Errorf("%w: descriptor %d has unknown kind %q", ErrBadSnapshot, fd, kind)
 		}
+	}
+	if err := k.FS.validate(k.FDs); err != nil {
+		return err
 	}
 	if len(s.Machine.MSRs) > len(msrs{}.Entries) || s.Machine.XCRs.NrXCRs > 16 {
 		return fmt.Errorf("%w: %d MSRs, %d XCRs", ErrBadSnapshot, len(s.Machine.MSRs), s.Machine.XCRs.NrXCRs)

@@ -70,7 +70,7 @@ func buildStack(m *memory, top uint64, s stackSpec) (uint64, error) {
 
 	aux := []uint64{
 		atPhdr, s.prog.phdr, atPhent, s.prog.phent, atPhnum, s.prog.phnum,
-		atPagesz, pageSize, atBase, 0, atFlags, 0, atEntry, s.prog.entry,
+		atPagesz, pageSize, atBase, s.prog.interpBase, atFlags, 0, atEntry, s.prog.atEntry(),
 		atUID, 0, atEUID, 0, atGID, 0, atEGID, 0, atSecure, 0,
 		atHwcap, s.hwcap, atHwcap2, 0, atClktck, 100,
 		atRandom, random, atPlatform, platform, atExecfn, execfn,

@@ -301,6 +301,11 @@ func (h *Host) New(ctx context.Context, cfg Config, program []byte) (*Guest, err
 	if err != nil {
 		return nil, err
 	}
+	if prog.interpPath != "" {
+		if err := prog.attachInterp(cfg.Files); err != nil {
+			return nil, err
+		}
+	}
 	mem, err := newAnonMemory(cfg.Memory)
 	if err != nil {
 		return nil, err
