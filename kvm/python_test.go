@@ -1,0 +1,179 @@
+package kvm
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// debianPython is Debian's CPython 3.11 (dynamically linked, stdlib and lib-dynload extension
+// modules from /usr/lib/python3.11): NOT a python3 found on PATH, which may be another build.
+const debianPython = "/usr/bin/python3.11"
+
+// pythonTree is what Debian's python3 needs: the interpreter, its standard library and
+// extension modules, the C libraries (through the /lib and /lib64 links of merged /usr), the
+// loader cache and the C.UTF-8 locale.
+func pythonTree(files map[string][]byte) *FileTree {
+	return &FileTree{
+		Host: []string{"/usr/bin/python3", "/usr/bin/python3.11", "/usr/lib/python3.11", "/lib", "/lib64", "/usr/lib64",
+			"/usr/lib/x86_64-linux-gnu", "/etc/ld.so.cache", "/usr/lib/locale/C.utf8"},
+		Files: files,
+	}
+}
+
+func readPython(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(debianPython)
+	if err != nil {
+		t.Fatalf("this test needs Debian's python3 at %s (apt-get install python3: scripts/install-deps.sh): %v", debianPython, err)
+	}
+	return b
+}
+
+func pythonConfig(args ...string) Config {
+	return Config{
+		Memory: 128 << 20, ExePath: debianPython, Files: pythonTree(nil),
+		Args: append([]string{"/usr/bin/python3", "-I", "-S", "-B"}, args...),
+	}
+}
+
+func TestPythonPrint(t *testing.T) {
+	h := openHost(t)
+	var c captured
+	cfg := c.config(pythonConfig("-c", `import sys, json, asyncio, contextvars, decimal
+print("hi", json.dumps({"a": decimal.Decimal("1.5").as_integer_ratio()}), sys.prefix)
+import _asyncio, _contextvars, _decimal, _json
+async def f(): return contextvars.ContextVar("v", default=7).get()
+try:
+    f().send(None)
+except StopIteration as stop:
+    print(stop.value, asyncio.Future.__module__)`))
+	g, err := h.New(context.Background(), cfg, readPython(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer g.Close()
+	ex, err := g.Run(context.Background())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Logf("syscalls %v\nENOSYS %v", ex.Syscalls, ex.ENOSYS)
+	if ex.Reason != Exited || ex.Code != 0 {
+		t.Fatalf("exit %v code %d: %v\nstdout %q\nstderr %s", ex.Reason, ex.Code, ex.Err, c.stdout.String(), c.stderr.String())
+	}
+	if got := c.stdout.String(); !strings.HasPrefix(got, "hi {\"a\": [3, 2]} /usr\n7 _asyncio\n") {
+		t.Fatalf("stdout %q", got)
+	}
+}
+
+// launcherGuest is Debian's python3 running the project's Python launcher (package runtimes),
+// booted to its first blocking read: the init line.
+func launcherConfig(t testing.TB, c *captured) Config {
+	t.Helper()
+	launcher, err := os.ReadFile("../runtimes/launchers/launcher.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Memory: 128 << 20, ExePath: debianPython,
+		Files: pythonTree(map[string][]byte{"/launcher/launcher.py": launcher}),
+		Args:  []string{"/usr/bin/python3", "-I", "-S", "-B", "/launcher/launcher.py"},
+	}
+	if c != nil {
+		cfg = c.config(cfg)
+	}
+	return cfg
+}
+
+func initLine(t testing.TB, action string) []byte {
+	t.Helper()
+	code, err := os.ReadFile("testdata/python/" + action)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(map[string]any{"name": "hello", "main": "main", "binary": false, "code": string(code),
+		"env": map[string]string{"__OW_NAMESPACE": "guest"}})
+	return append(js, '\n')
+}
+
+// runTo runs g and fails unless it stops with want.
+func runTo(t testing.TB, g *Guest, c *captured, want Reason) Exit {
+	t.Helper()
+	ex, err := g.Run(context.Background())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ex.Reason != want {
+		t.Fatalf("stopped %v (code %d, %v), want %v\nENOSYS %v\nstdout %q\nstderr %s", ex.Reason, ex.Code, ex.Err, want, ex.ENOSYS, c.stdout.String(), c.stderr.String())
+	}
+	return ex
+}
+
+func TestPythonLauncherSnapshots(t *testing.T) {
+	h := openHost(t)
+	dir := t.TempDir()
+	var c captured
+	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer g.Close()
+	runTo(t, g, &c, BlockedOnRead)
+	runtimeSnap := filepath.Join(dir, "runtime.snap")
+	if err := g.WriteSnapshot(runtimeSnap); err != nil {
+		t.Fatalf("runtime snapshot: %v", err)
+	}
+	g.Close()
+
+	rs, err := h.OpenSnapshot(runtimeSnap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	c = captured{}
+	g, err = h.Restore(context.Background(), rs, launcherConfig(t, &c))
+	if err != nil {
+		t.Fatalf("Restore runtime: %v", err)
+	}
+	defer g.Close()
+	g.Feed(initLine(t, "hello.py"))
+	runTo(t, g, &c, BlockedOnRead)
+	if got := c.result.String(); got != "{\"ok\":true}\n" {
+		t.Fatalf("init reply %q, want {\"ok\":true}\nstderr %s", got, c.stderr.String())
+	}
+	funcSnap := filepath.Join(dir, "function.snap")
+	if err := g.WriteSnapshot(funcSnap); err != nil {
+		t.Fatalf("function snapshot: %v", err)
+	}
+	fs, err := h.OpenSnapshot(funcSnap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+
+	c = captured{}
+	f, err := h.Restore(context.Background(), fs, launcherConfig(t, &c))
+	if err != nil {
+		t.Fatalf("Restore function: %v", err)
+	}
+	defer f.Close()
+	for i, name := range []string{"Ada", "Grace", "Ada"} {
+		c.result.Reset()
+		c.stdout.Reset()
+		f.Feed([]byte(`{"value":{"name":"` + name + `"},"activation_id":"a` + name + `"}` + "\n"))
+		runTo(t, f, &c, BlockedOnRead)
+		want := `{"greeting":"Hello, ` + name + `!"}` + "\n"
+		if got := c.result.String(); got != want {
+			t.Fatalf("activation %d: result %q, want %q\nstderr %s", i, got, want, c.stderr.String())
+		}
+		if got := c.stdout.String(); !strings.Contains(got, "hello called for "+name+"\n") {
+			t.Fatalf("activation %d: stdout %q", i, got)
+		}
+		if err := f.Reset(); err != nil {
+			t.Fatalf("Reset: %v", err)
+		}
+	}
+}
