@@ -94,6 +94,11 @@ func BenchmarkNativeEcho(b *testing.B) {
 		td = append(td, time.Since(t0))
 	}
 	b.StopTimer()
+	// Host memory of the idle pooled instance: its private pages (written since the restore and
+	// kept across resets) plus KVM's per-VM memory.
+	if used, err := pooled.(backend.MemoryReporter).MemoryUsed(); err == nil {
+		b.ReportMetric(float64(used)/1024, "a-idle-KiB")
+	}
 	ma, mb, mc, md := median(ta), median(tb), median(tc), median(td)
 	b.ReportMetric(us(ma), "a-pooled-µs")
 	b.ReportMetric(us(mb), "b-restore-µs")
