@@ -132,8 +132,9 @@ func NewKafkaBalancer(ctx context.Context, cfg KafkaConfig) (*KafkaBalancer, err
 			Addr:  kafka.TCP(cfg.Brokers...),
 			Topic: cfg.InvokerTopic,
 			// kafka-go waits BatchTimeout (1 s by default) to fill a batch; an invoke must
-			// leave at once.
+			// leave at once, so every message is its own batch.
 			BatchTimeout: time.Millisecond,
+			BatchSize:    1,
 			BatchBytes:   activation.MaxActivationLimit + 1024,
 			RequiredAcks: kafka.RequireOne,
 			MaxAttempts:  4,
