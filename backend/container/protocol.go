@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +38,9 @@ type Client struct {
 	Host string
 	// Now is the clock of the outcome (default time.Now).
 	Now func() time.Time
+
+	once sync.Once
+	hc   *http.Client
 }
 
 // NewTCPClient returns a client for a runtime at addr ("10.1.2.3:8080").
@@ -49,6 +53,19 @@ func NewTCPClient(addr string) *Client {
 func NewUnixClient(path string) *Client {
 	var d net.Dialer
 	return &Client{Host: "localhost", Dial: func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "unix", path) }}
+}
+
+// httpClient is built once per Client; keep-alives are off, so every call still gets its own
+// connection, as upstream's client does.
+func (c *Client) httpClient() *http.Client {
+	c.once.Do(func() {
+		c.hc = &http.Client{Transport: &http.Transport{
+			DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return c.Dial(ctx) },
+			DisableKeepAlives:  true,
+			DisableCompression: true,
+		}}
+	})
+	return c.hc
 }
 
 func (c *Client) now() time.Time {
@@ -80,13 +97,7 @@ func (c *Client) call(ctx context.Context, path string, body []byte, deadline ti
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	transport := &http.Transport{
-		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return c.Dial(ctx) },
-		DisableKeepAlives:  true,
-		DisableCompression: true,
-	}
-	defer transport.CloseIdleConnections()
-	hc := &http.Client{Transport: transport}
+	hc := c.httpClient()
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Host+path, bytes.NewReader(body))
 		if err != nil {
