@@ -303,7 +303,8 @@ func (d *Driver) restoreAtStart(ctx context.Context, inst *instance, key snapsho
 		d.releaseFunction(fn)
 		return
 	}
-	inst.fn, inst.g, inst.restored, inst.fromReady = fn, g, true, ready
+	inst.fn, inst.g, inst.fromReady = fn, g, ready
+	inst.restored.Store(true)
 }
 
 // Close destroys every live instance and ready guest and releases KVM and the snapshot store.

@@ -36,7 +36,6 @@ type instance struct {
 	// Guarded by call.
 	fn          *function
 	g           *kvm.Guest
-	restored    bool // the guest came from a cached function snapshot at Start
 	fromReady   bool
 	initialised bool
 	skeleton    *program // the dockerskeleton convention: no guest between activations
@@ -44,6 +43,11 @@ type instance struct {
 	action      backend.Action
 
 	destroyed atomic.Bool
+	// restored: the guest came from a cached function snapshot at Start (set before the
+	// instance is shared, read without call so the pool never waits on a running /init).
+	restored atomic.Bool
+	// lastUsed is the last MemoryUsed answer, given while a call holds the guest.
+	lastUsed atomic.Int64
 	intMu     sync.Mutex
 	interrupt context.CancelFunc // ends the guest run in progress, if any
 }
@@ -58,11 +62,7 @@ func (i *instance) ID() string { return i.id }
 
 // Restored implements backend.Restorer: the instance was restored at Start from the action's
 // function snapshot, so its /init already happened when the snapshot was taken.
-func (i *instance) Restored() bool {
-	i.call.Lock()
-	defer i.call.Unlock()
-	return i.restored
-}
+func (i *instance) Restored() bool { return i.restored.Load() }
 
 // SavedInit is how long the /init that the function snapshot holds took when it was built: what
 // a restored instance did not pay. Zero when unknown (built by an earlier process) or not
@@ -70,7 +70,7 @@ func (i *instance) Restored() bool {
 func (i *instance) SavedInit() time.Duration {
 	i.call.Lock()
 	defer i.call.Unlock()
-	if !i.restored || i.fn == nil {
+	if !i.restored.Load() || i.fn == nil {
 		return 0
 	}
 	return i.d.initTime(i.fn.key)
@@ -113,7 +113,7 @@ func (i *instance) Init(ctx context.Context, req backend.InitRequest) (backend.R
 		return answer(start, i.d.now(), 403, errorBody("Cannot initialize the action more than once.")), nil
 	}
 	a := req.Action
-	if i.g != nil && i.restored {
+	if i.g != nil && i.restored.Load() {
 		i.initialised, i.action = true, a
 		if ce := i.d.log.Check(zap.DebugLevel, "init skipped: restored from the function snapshot"); ce != nil {
 			ce.Write(zap.String("instance", i.id), zap.String("action", a.Name), zap.Bool("ready", i.fromReady),
@@ -392,13 +392,16 @@ func transactionID(body []byte) string {
 }
 
 // MemoryUsed implements backend.MemoryReporter: the guest's private pages plus KVM's memory for
-// the VM; 0 when the instance holds no guest (not initialised, dockerskeleton between
-// activations, destroyed).
+// the VM; 0 when the instance holds no guest (not initialised, destroyed), the executable's size
+// for a dockerskeleton instance between activations. While an /init or /run holds the guest it
+// answers the last measurement instead of waiting for the call.
 func (i *instance) MemoryUsed() (int64, error) {
 	if i.destroyed.Load() {
 		return 0, nil
 	}
-	i.call.Lock()
+	if !i.call.TryLock() {
+		return i.lastUsed.Load(), nil
+	}
 	defer i.call.Unlock()
 	if i.g == nil {
 		if i.skeleton != nil {
@@ -410,6 +413,7 @@ func (i *instance) MemoryUsed() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("unikernel: %s: memory: %w: %w", i.id, backend.ErrPlatform, err)
 	}
+	i.lastUsed.Store(b + vmOverhead)
 	return b + vmOverhead, nil
 }
 
