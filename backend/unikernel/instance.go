@@ -47,7 +47,7 @@ type instance struct {
 	// instance is shared, read without call so the pool never waits on a running /init).
 	restored atomic.Bool
 	// lastUsed is the last MemoryUsed answer, given while a call holds the guest.
-	lastUsed atomic.Int64
+	lastUsed  atomic.Int64
 	intMu     sync.Mutex
 	interrupt context.CancelFunc // ends the guest run in progress, if any
 }
