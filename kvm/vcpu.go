@@ -18,15 +18,19 @@ type vcpu struct {
 	run    *kvmRunPage
 	// tid is the OS thread inside KVM_RUN (0 when none), the target of interrupt's signal.
 	tid atomic.Int32
-	// stopping is set by interrupt; the run loop stops at its next look.
-	stopping atomic.Bool
+	// run numbers each Run call; stopping holds the number of the run asked to stop, so a late
+	// timer of an earlier run cannot stop a later one.
+	runGen, stopping atomic.Uint64
 }
 
-// interrupt makes the vCPU leave KVM_RUN soon: immediate_exit covers the window before the
-// ioctl, the signal (SIGURG, which the Go runtime already tolerates as its preemption signal)
-// the time inside it.
-func (v *vcpu) interrupt() {
-	v.stopping.Store(true)
+// interrupt makes run gen of the vCPU leave KVM_RUN soon: immediate_exit covers the window
+// before the ioctl, the signal (SIGURG, which the Go runtime already tolerates as its preemption
+// signal) the time inside it.
+func (v *vcpu) interrupt(gen uint64) {
+	if v.runGen.Load() != gen {
+		return
+	}
+	v.stopping.Store(gen)
 	v.run.setImmediateExit(true)
 	if tid := v.tid.Load(); tid != 0 {
 		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
@@ -47,14 +51,15 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	v := g.sh.cpu
-	v.stopping.Store(false)
+	gen := v.runGen.Add(1)
 	v.run.setImmediateExit(false)
 	v.tid.Store(int32(unix.Gettid()))
 	defer v.tid.Store(0)
-	stopCtx := context.AfterFunc(ctx, v.interrupt)
+	stop := func() { v.interrupt(gen) }
+	stopCtx := context.AfterFunc(ctx, stop)
 	defer stopCtx()
 	if g.cfg.Timeout > 0 {
-		t := time.AfterFunc(g.cfg.Timeout, v.interrupt)
+		t := time.AfterFunc(g.cfg.Timeout, stop)
 		defer t.Stop()
 	}
 
@@ -67,7 +72,7 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 		}
 	}
 	for {
-		if v.stopping.Load() {
+		if v.stopping.Load() == gen {
 			g.regs = v.run.Regs
 			g.drainOutput()
 			return g.finish(Exit{Reason: Deadline}), nil
@@ -76,7 +81,13 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 		v.run.ValidRegs = syncRegs
 		err := runOnce(v.fd)
 		if err == unix.EINTR {
-			continue // the loop head tells a stop request from Go's preemption
+			// Go's preemption signal, or a stop: the loop head tells them apart. An earlier
+			// run's late interrupt may have left immediate_exit set; clear it unless this run is
+			// the one stopping (the loop head looks again before the next KVM_RUN).
+			if v.stopping.Load() != gen {
+				v.run.setImmediateExit(false)
+			}
+			continue
 		}
 		if err != nil {
 			return Exit{}, fmt.Errorf("%w: KVM_RUN: %v", ErrVMM, err)
