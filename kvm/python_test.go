@@ -177,3 +177,45 @@ func TestPythonLauncherSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// A function snapshot remembers its file tree: a restore without Config.Files still imports
+// modules lazily; /tmp is private and writable; the host outside the tree stays invisible.
+func TestPythonRestoreKeepsTree(t *testing.T) {
+	h := openHost(t)
+	var c captured
+	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer g.Close()
+	runTo(t, g, &c, BlockedOnRead)
+	g.Feed(initLine(t, "lazy.py"))
+	runTo(t, g, &c, BlockedOnRead)
+	path := filepath.Join(t.TempDir(), "lazy.snap")
+	if err := g.WriteSnapshot(path); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := h.OpenSnapshot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	c = captured{}
+	f, err := h.Restore(context.Background(), snap, c.config(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 0; i < 2; i++ {
+		c.result.Reset()
+		f.Feed([]byte(`{"value":{}}` + "\n"))
+		runTo(t, f, &c, BlockedOnRead)
+		want := `{"short":"hello [...]","tmp":"scratch","hidden":true}` + "\n"
+		if got := c.result.String(); got != want {
+			t.Fatalf("activation %d: %q, want %q\nstderr %s", i, got, want, c.stderr.String())
+		}
+		if err := f.Reset(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -287,6 +288,10 @@ type Snapshot struct {
 	memOff int64
 	// image is the memory image mapped shared and read-only: the clean copy resets copy from.
 	image []byte
+	// files is the file tree the snapshot's guest had, rebuilt once for the restores whose Config
+	// names none (sys_fs.go, fileTree).
+	filesOnce sync.Once
+	files     *FileTree
 }
 
 // OpenSnapshot reads and checks a snapshot file. It fails with ErrBadSnapshot for a malformed
@@ -373,6 +378,9 @@ func (h *Host) restoreInto(sh *shell, snap *Snapshot, cfg Config) (*Guest, error
 		return nil, fmt.Errorf("%w: Memory %d MiB differs from the snapshot's %d MiB", ErrBadConfig, cfg.Memory>>20, snap.state.Memory>>20)
 	}
 	cfg.Memory = snap.state.Memory
+	if cfg.Files == nil {
+		cfg.Files = snap.fileTree()
+	}
 	if err := cfg.normalize(); err != nil {
 		sh.close()
 		return nil, err

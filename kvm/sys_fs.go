@@ -1231,6 +1231,8 @@ func sysMmapFS(k *kernel, a *sysArgs) uint64 {
 
 // fsState is the guest's private file-system state in a snapshot.
 type fsState struct {
+	// Tree is the guest's file tree, so that a restore without Config.Files sees the same files.
+	Tree *treeSpec   `json:",omitempty"`
 	Cwd  string      `json:",omitempty"`
 	Tmp  []tmpState  `json:",omitempty"`
 	Open []openState `json:",omitempty"`
@@ -1253,12 +1255,38 @@ type openState struct {
 	Dir   bool `json:",omitempty"`
 }
 
-// state captures the private state; nil when it is the boot state (nothing open, empty /tmp).
+// treeSpec is a FileTree's description in a snapshot.
+type treeSpec struct {
+	Host     []string          `json:",omitempty"`
+	Files    map[string][]byte `json:",omitempty"`
+	TmpLimit int64             `json:",omitempty"`
+}
+
+func (s *treeSpec) tree() *FileTree {
+	return &FileTree{Host: s.Host, Files: s.Files, TmpLimit: s.TmpLimit}
+}
+
+// fileTree is the tree the snapshot's guest had (nil for none), built once and shared by the
+// restores whose Config names no tree. The snapshot's state was validated when it was opened.
+func (s *Snapshot) fileTree() *FileTree {
+	s.filesOnce.Do(func() {
+		if fs := s.state.Kernel.FS; fs != nil && fs.Tree != nil {
+			s.files = fs.Tree.tree()
+		}
+	})
+	return s.files
+}
+
+// state captures the private state; nil when it is the boot state (no tree, nothing open, empty
+// /tmp).
 func (f *guestFS) state() *fsState {
-	if (f.cwd == "/" || f.cwd == "") && len(f.tmp) == 0 && len(f.open) == 0 {
+	if f.tree == nil && (f.cwd == "/" || f.cwd == "") && len(f.tmp) == 0 && len(f.open) == 0 {
 		return nil
 	}
 	s := &fsState{Cwd: f.cwd}
+	if t := f.tree; t != nil {
+		s.Tree = &treeSpec{Host: t.Host, Files: t.Files, TmpLimit: t.TmpLimit}
+	}
 	for p, t := range f.tmp {
 		s.Tmp = append(s.Tmp, tmpState{Path: p, Dir: t.dir, Data: append([]byte(nil), t.data...), Mtime: t.mtime, Ino: t.ino})
 	}
@@ -1323,6 +1351,11 @@ func (s *fsState) validate(fds fdTable) error {
 			}
 		}
 		return nil
+	}
+	if s.Tree != nil {
+		if err := s.Tree.tree().check(); err != nil {
+			return fmt.Errorf("%w: file tree: %v", ErrBadSnapshot, err)
+		}
 	}
 	clean := func(p string) bool { return path.IsAbs(p) && path.Clean(p) == p && len(p) <= maxPath }
 	if s.Cwd != "" && !clean(s.Cwd) {
