@@ -441,3 +441,40 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+func TestWaitIdle(t *testing.T) {
+	for _, k := range kindsUnderTest {
+		t.Run(k.dir, func(t *testing.T) {
+			p := startLauncher(t, k.kind)
+			if err := p.WaitIdle(ctxFor(t, 30*time.Second)); err != nil {
+				t.Fatalf("a booting launcher never became idle: %v", err)
+			}
+			mustInit(t, p, sample(t, k.dir, "echo"+k.ext), "main", false)
+			if err := p.WaitIdle(ctxFor(t, 30*time.Second)); err != nil {
+				t.Fatalf("an initialised launcher is not idle: %v", err)
+			}
+		})
+	}
+	t.Run("busy process", func(t *testing.T) {
+		p, err := Start(context.Background(), Options{Argv: []string{"/usr/bin/python3", "-c", "while True: pass"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := p.WaitIdle(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a spinning process reported idle: %v", err)
+		}
+	})
+	t.Run("exited process", func(t *testing.T) {
+		p, err := Start(context.Background(), Options{Argv: []string{"/usr/bin/python3", "-c", "pass"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if err := p.WaitIdle(ctxFor(t, 30*time.Second)); !errors.Is(err, ErrExited) {
+			t.Fatalf("an exited process: %v", err)
+		}
+	})
+}

@@ -21,10 +21,6 @@ import (
 //
 //	go test -run XXX -bench . -benchtime 20x ./backend/container/
 
-// settle lets a freshly started runtime finish booting before a prewarm measurement, as a stem
-// cell has long finished booting when the pool hands it an activation.
-const settle = 300 * time.Millisecond
-
 type phase int
 
 const (
@@ -85,9 +81,11 @@ func BenchmarkStart(b *testing.B) {
 						b.StartTimer()
 					case prewarm:
 						b.StopTimer()
-						in := start(b, d, k.kind, 256<<20)
+						in := start(b, d, k.kind, 256<<20) // returns once the runtime has booted
 						p := h.start(b)
-						time.Sleep(settle)
+						if err := p.WaitIdle(context.Background()); err != nil {
+							b.Fatal(err)
+						}
 						b.StartTimer()
 						t0 := time.Now()
 						mustInit(b, in, echo, "main")

@@ -20,8 +20,10 @@
 //     the first activation, as upstream.
 //   - The proxy (`snapinvoker proxy`, ServeProxy): runs inside the container as its init process,
 //     serves /init and /run on a unix socket (or TCP) and drives the launcher of package runtimes
-//     over its framing. Managed kinds start the launcher at container start (a prewarmed
-//     container has its interpreter booted); native blackbox actions are unpacked at /init (a
+//     over its framing. Managed kinds start the launcher at container start and the proxy
+//     listens only once it has booted (blocked reading its init line, runtimes.WaitIdle), so
+//     Start returns a ready stem cell and /init times the action's init alone, as upstream's
+//     runtimes listen only after booting; native blackbox actions are unpacked at /init (a
 //     zip with "exec" at its root, or the executable itself) and started then. It answers like
 //     the upstream runtimes: 403 for a second /init or missing code, 200 {"ok":true}, the
 //     launcher's status and body for /run, and it writes the action's log lines to its stdout and

@@ -23,6 +23,9 @@ import (
 	"github.com/snapinvoker/snapinvoker/runtimes"
 )
 
+// bootTimeout bounds how long the proxy waits for its launcher to boot before listening.
+const bootTimeout = time.Minute
+
 // maxRequestBody bounds /init and /run bodies the proxy accepts (the nodejs runtime's is 48 MB).
 const maxRequestBody = 48 << 20
 
@@ -95,6 +98,12 @@ func ServeProxy(ctx context.Context, cfg ProxyConfig) error {
 		if err := p.startLauncher(ctx); err != nil {
 			return err
 		}
+		// Listen only once the runtime has booted (blocked reading its init line): a started
+		// container is then a ready stem cell, and /init measures the action's init alone.
+		// If the kernel cannot tell, or the launcher died, /init reports what happens.
+		bootCtx, cancel := context.WithTimeout(ctx, bootTimeout)
+		p.proc.WaitIdle(bootCtx)
+		cancel()
 	}
 	defer func() {
 		if p.proc != nil {
