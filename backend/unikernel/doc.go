@@ -34,10 +34,15 @@
 // boot the executable, run it until it blocks on its first stdin read after acking, store that
 // state as the function snapshot, then restore from it.
 //
-// Run feeds the /run body as one line, runs the guest until it has written one line to fd 3 (the
-// response body, status 200) or the deadline passes (FailureTimeout), the guest exits or crashes
-// before answering (FailureExited) or runs out of its limits.memory (FailureOOM). Its stdout and
-// stderr are the activation's logs, bounded by the log limit.
+// Run feeds the /run body as one line and runs the guest until it blocks reading stdin again (an
+// actionloop executable does so right after its reply), exits or faults, or the deadline passes.
+// The first line it wrote to fd 3 is the response body (status 200; classifying it is the
+// activation rules' job). Without such a line the outcome is FailureTimeout (deadline passed, or
+// the guest asked for more input than the one line, which the proxy would wait for until the
+// deadline), FailureExited (it exited or crashed) or FailureOOM (it ran out of limits.memory).
+// Its stdout and stderr are the activation's logs, in the order written, bounded by the log
+// limit, without OpenWhisk's log sentinel. A dockerskeleton executable gets a fresh boot per
+// activation instead.
 //
 // # Fresh state for every activation
 //

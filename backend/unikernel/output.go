@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/snapinvoker/snapinvoker/activation"
+	"github.com/snapinvoker/snapinvoker/runtimes"
 )
 
 // maxLogLine splits a log line longer than this, so a guest writing without newlines cannot make
@@ -28,6 +29,8 @@ type logCollector struct {
 }
 
 var streamNames = [2]string{"stdout", "stderr"}
+
+var marker = []byte(runtimes.Marker)
 
 func newLogCollector(limit int64, now func() time.Time) *logCollector {
 	return &logCollector{limit: limit, now: now}
@@ -61,6 +64,12 @@ func (s *streamSink) Write(p []byte) (int, error) {
 }
 
 func (c *logCollector) add(k int, text []byte) {
+	// OpenWhisk's log sentinel never reaches an activation's logs: the invoker would take it for
+	// the end of the activation's output. Managed launchers write it after every step; a native
+	// executable has no reason to, and is not allowed to forge it.
+	if bytes.Equal(text, marker) {
+		return
+	}
 	if k == 0 {
 		c.lastStdout = append(c.lastStdout[:0], text...)
 		c.sawStdout = true

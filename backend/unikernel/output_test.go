@@ -30,6 +30,12 @@ func TestLogCollector(t *testing.T) {
 		t.Errorf("last stdout line %q %v, want \"third\"", line, ok)
 	}
 
+	sentinel := newLogCollector(1<<20, now)
+	sentinel.stream(0).Write([]byte("before\nXXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\nafter\n"))
+	if len(sentinel.lines) != 2 || sentinel.lines[0].Text != "before" || sentinel.lines[1].Text != "after" {
+		t.Errorf("the log sentinel was not dropped: %+v", sentinel.lines)
+	}
+
 	none := newLogCollector(0, now)
 	none.stream(0).Write([]byte("dropped\n"))
 	if len(none.lines) != 0 || none.truncated {
