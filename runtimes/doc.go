@@ -66,6 +66,11 @@
 // step's logs are everything read from the pipes up to the reply; output written after the reply
 // goes to the next step.
 //
+// Readiness. A launcher writes nothing before its init line arrives. It has finished booting
+// when its main thread is blocked reading fd 0 (Process.WaitIdle reads that from
+// /proc/<pid>/syscall): the state a unikernel runtime snapshot is taken in and a prewarmed
+// container is handed out in.
+//
 // Failures. If fd 3 reaches end of file before a reply (the process exited, was killed, or closed
 // it) the step fails with ErrExited and the process is finished. If the context ends first the
 // step fails with ErrTimeout and the process must be closed (it is mid-step). A reply line longer
