@@ -95,8 +95,10 @@ type dryRun struct {
 	logs   *logCollector
 	result *resultSink
 	g      *kvm.Guest
-	start  time.Time
-	end    time.Time
+	// done releases the guest once the cache has read its memory (closes it, or gives it back).
+	done  func()
+	start time.Time
+	end   time.Time
 }
 
 // boot starts prog in a fresh guest with argv and runs it until it blocks reading stdin, exits
@@ -116,7 +118,7 @@ func (d *Driver) boot(ctx context.Context, prog *program, memory uint64, argv []
 	case err != nil:
 		return nil, fmt.Errorf("unikernel: boot: %w: %w", backend.ErrPlatform, err)
 	}
-	r.g = g
+	r.g, r.done = g, func() { g.Close() }
 	if stdinEOF {
 		g.CloseStdin()
 	}

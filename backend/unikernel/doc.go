@@ -5,9 +5,19 @@
 //
 // The kind table (kinds.go) says which exec kinds run here and how their guest starts:
 //
-//	kind       guest program                        runtime snapshot  status
-//	blackbox   the action's own static executable   none (it is one)  supported
-//	python:3*  Debian's python3 + runtimes launcher per python build  needs kvm: PT_INTERP, file tree
+//	kind       guest program                                   lineage
+//	blackbox   the action's own static executable              function snapshot (a root)
+//	python:3*  Debian's python3 + the runtimes Python launcher runtime snapshot → function snapshot
+//
+// Python (managed.go): Debian's /usr/bin/python3 (dynamically linked, loaded through ld.so) runs
+// the launcher of package runtimes over a read-only file tree of the interpreter, its standard
+// library, lib-dynload extension modules, dist-packages and C libraries, plus a private /tmp.
+// The runtime snapshot (one per python build and guest memory size, pinned) is taken when the
+// launcher blocks for its init line; an action's function snapshot is that snapshot restored,
+// fed the /init value as one line and run until the launcher acked {"ok":true} and blocks for its
+// first activation, stored as the pages that differ from the runtime snapshot. Launcher replies
+// may carry a status ("#502 {...}"); a reply that is not an object or an array becomes the
+// proxy's 502. nodejs is not here: node needs threads, epoll and eventfd.
 //
 // A blackbox action is what `wsk action create NAME --native exec.zip` produces: a native image
 // (Action.Native, e.g. openwhisk/dockerskeleton) whose /init code is base64 of a zip holding

@@ -149,6 +149,8 @@ type Driver struct {
 	readyBytes int64
 	profiles   profiles
 	st         Stats
+	images     runtimeImages
+	pending    map[snapshotcache.Key][]func() // cleanups waiting for a snapshot to be stored
 }
 
 var (

@@ -39,8 +39,11 @@ type instance struct {
 	fromReady   bool
 	initialised bool
 	skeleton    *program // the dockerskeleton convention: no guest between activations
-	broken      error    // a reset failed: the guest is unusable
-	action      backend.Action
+	// skeletonProg is the decoded executable while /init finds out its convention.
+	skeletonProg *program
+	managed      bool  // a launcher of package runtimes: "#NNN" reply lines
+	broken       error // a reset failed: the guest is unusable
+	action       backend.Action
 
 	destroyed atomic.Bool
 	// restored: the guest came from a cached function snapshot at Start (set before the
@@ -125,35 +128,55 @@ func (i *instance) Init(ctx context.Context, req backend.InitRequest) (backend.R
 	if err := checkAction(&a); err != nil {
 		return backend.Result{}, fmt.Errorf("unikernel: %s: init: %w", i.id, err)
 	}
-	prog, err := decodeInit(req.Body)
+	ks, _ := lookupKind(a.Kind)
+	memory := guestMemory(max(a.Memory, i.memory))
+	logLimit := max(a.LogLimit, 0)
+	var key snapshotcache.Key
+	var build func(context.Context) (*snapshotcache.Image, *dryRun, error)
 	var ref *refusal
-	switch {
-	case errors.As(err, &ref):
-		return answer(start, i.d.now(), ref.status, errorBody(ref.msg)), nil
-	case err != nil:
-		i.d.countUnsupported("code")
-		return backend.Result{}, fmt.Errorf("unikernel: %s: init of %s: %w", i.id, a.Name, err)
+	if ks.runtimeSnapshot {
+		line, digest, err := initLine(req.Body)
+		if errors.As(err, &ref) {
+			return answer(start, i.d.now(), ref.status, errorBody(ref.msg)), nil
+		}
+		rt, err := i.d.pythonRuntime()
+		if err != nil {
+			i.d.countUnsupported("runtime")
+			return backend.Result{}, fmt.Errorf("unikernel: %s: init of %s: %w", i.id, a.Name, err)
+		}
+		key = functionKey(&a, digest)
+		build = func(bctx context.Context) (*snapshotcache.Image, *dryRun, error) {
+			return i.d.buildManagedFunction(bctx, "python:3", rt, key, line, memory, logLimit, req.Deadline)
+		}
+	} else {
+		prog, err := decodeInit(req.Body)
+		switch {
+		case errors.As(err, &ref):
+			return answer(start, i.d.now(), ref.status, errorBody(ref.msg)), nil
+		case err != nil:
+			i.d.countUnsupported("code")
+			return backend.Result{}, fmt.Errorf("unikernel: %s: init of %s: %w", i.id, a.Name, err)
+		}
+		key = functionKey(&a, prog.digest)
+		build = func(bctx context.Context) (*snapshotcache.Image, *dryRun, error) {
+			return i.d.buildSnapshot(bctx, key, prog, memory, logLimit, req.Deadline)
+		}
+		i.skeletonProg = prog
 	}
-	i.initialised, i.action = true, a
-	key := functionKey(&a, prog.digest)
+	i.initialised, i.action, i.managed = true, a, ks.runtimeSnapshot
 	if err := key.Validate(); err != nil {
 		return backend.Result{}, fmt.Errorf("unikernel: %s: init of %s: %w: %w", i.id, a.Name, backend.ErrPlatform, err)
-	}
-	memory := guestMemory(max(a.Memory, i.memory))
-	logLimit := a.LogLimit
-	if logLimit <= 0 {
-		logLimit = 0
 	}
 	ctx, done := i.begin(ctx)
 	defer done()
 	var mine *dryRun
 	fn, err := i.d.openFunction(ctx, key, func(bctx context.Context) (*snapshotcache.Image, error) {
-		img, r, err := i.d.buildSnapshot(bctx, key, prog, memory, logLimit, req.Deadline)
+		img, r, err := build(bctx)
 		mine = r
 		return img, err
 	})
-	if mine != nil && mine.g != nil {
-		mine.g.Close() // the cache has read its memory by now
+	if mine != nil && mine.done != nil {
+		mine.done() // the cache has read its memory by now
 	}
 	var failed *initFailed
 	var unsup *unsupportedError
@@ -170,7 +193,7 @@ func (i *instance) Init(ctx context.Context, req backend.InitRequest) (backend.R
 		}
 		return res, nil
 	case errors.Is(err, errSkeleton):
-		i.skeleton = prog
+		i.skeleton = i.skeletonProg
 		return answer(start, i.d.now(), 200, okBody), nil
 	case errors.As(err, &unsup):
 		i.d.countUnsupported(unsup.cause)
@@ -285,6 +308,23 @@ func (i *instance) classify(ctx context.Context, req backend.RunRequest, res bac
 		o.Status, o.Body, o.Length = 200, result.line(), result.length
 		if len(o.Body) < len(result.body) && o.Length == len(result.body) {
 			o.Length = len(o.Body) // a trailing carriage return is not part of the reply
+		}
+		if i.managed {
+			// A launcher's reply may carry a status ("#502 {...}"); a plain reply that is not
+			// an object or an array gets the actionloop proxy's 502 (runtimes package doc).
+			status, body, err := parseReply(o.Body)
+			switch {
+			case err != nil:
+				o.Status, o.Body = 502, notDictionary
+			case status == 200 && !isJSONObjectOrArray(body) && o.Length == len(o.Body):
+				o.Status, o.Body = 502, notDictionary
+			default:
+				o.Status, o.Length = status, o.Length-(len(o.Body)-len(body))
+				o.Body = body
+			}
+			if o.Status == 502 && bytes.Equal(o.Body, notDictionary) {
+				o.Length = len(o.Body)
+			}
 		}
 		return res, ex, nil
 	}

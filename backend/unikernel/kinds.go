@@ -21,15 +21,13 @@ type kindSpec struct {
 	missing string
 }
 
-// kindTable lists every kind the driver knows. The python row drops in when kvm runs
-// dynamically linked programs: set its missing to "", add the runtime snapshot build (the
-// launcher of package runtimes under Debian's python3 over a read-only file tree) and the init
-// line feed; the rest of the driver (function snapshots, reset, ready guests, Containerless) is
-// shared.
+// kindTable lists every kind the driver knows. A kind with a runtime snapshot (python:3*, see
+// managed.go) adds its runtime image and init-line build; the rest of the driver (function
+// snapshots, reset, ready guests, Containerless) is shared by all kinds. nodejs is not here: node
+// needs threads, epoll and eventfd, which kvm does not serve.
 var kindTable = []kindSpec{
 	{pattern: "blackbox"},
-	{pattern: "python:3*", runtimeSnapshot: true,
-		missing: "kvm cannot load dynamically linked programs (PT_INTERP) nor serve a read-only file tree yet"},
+	{pattern: "python:3*", runtimeSnapshot: true},
 }
 
 // Kinds returns the kind patterns the driver registers: the rows of the kind table kvm supports.

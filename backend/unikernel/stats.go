@@ -11,8 +11,10 @@ import (
 
 // Stats are the driver's counters since New (the gauges describe now).
 type Stats struct {
-	// Builds: function snapshots built (an executable booted to its first stdin read).
-	Builds int64
+	// Builds: function snapshots built (an executable booted to its first stdin read, or a
+	// launcher restored from its runtime snapshot and initialised). RuntimeBuilds: runtime
+	// snapshots built (an interpreter booted until its launcher waits for the init line).
+	Builds, RuntimeBuilds int64
 	// Restores: guests restored from a function snapshot. ReadyHits: instances that got a ready
 	// guest (reset after an earlier instance) instead of a restore.
 	Restores, ReadyHits int64
