@@ -2,8 +2,6 @@ package invoker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -128,11 +126,12 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 		log.Error("action fetch failed", zap.Error(err))
 		return fail(activation.PreExecutionFailure, activation.WhiskError(activation.MsgActionFetchError))
 	}
-	action, err := activation.DecodeAction(doc.JSON, inv.d.Manifest)
+	prep, err := inv.prepared.get(doc, inv.d.Manifest)
 	if err != nil {
 		log.Error("action document is not executable", zap.String("rev", doc.Rev), zap.Error(err))
 		return fail(activation.PreExecutionFailure, activation.WhiskError(activation.MsgActionMismatch))
 	}
+	action := prep.action
 	if action.EntityType != "" && action.EntityType != "action" {
 		log.Error("document is not an action", zap.String("entityType", action.EntityType))
 		return fail(activation.PreExecutionFailure, activation.WhiskError(activation.MsgActionMismatch))
@@ -156,12 +155,9 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 	now := inv.d.Now()
 	inv1 := activation.Invocation{Msg: msg, Action: action, Keys: inv.d.Keys, Code: doc.Attachment,
 		Deadline: now.Add(timeout).UnixMilli()}
-	initReq, err := activation.BuildInit(inv1)
-	var runReq activation.RunRequest
-	if err == nil {
-		runReq, err = activation.BuildRun(inv1)
-	}
-	if err != nil {
+	// Building the /run body checks the arguments (decryption, content shape) that /init
+	// shares; the code itself was checked when the document was decoded.
+	if _, err := activation.BuildRun(inv1); err != nil {
 		// Undecryptable parameters, a scalar content: the invocation cannot be formed.
 		log.Error("runtime request cannot be built", zap.Error(err))
 		if errors.Is(err, activation.ErrNotRunnable) {
@@ -169,7 +165,6 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 		}
 		return fail(activation.PreExecutionFailure, activation.WhiskError(activation.MsgActionFetchError))
 	}
-	_, _ = initReq, runReq
 	// The bodies are built again when sent, with that moment's deadline; the arguments were
 	// checked above, so only the deadline changes.
 	body := func(build func(activation.Invocation) (any, error)) func(time.Time) []byte {
@@ -187,8 +182,8 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 	exe := Execution{
 		ActivationID:  string(msg.ActivationID),
 		TransactionID: msg.TransID.ID,
-		Action:        backendAction(inv.d.Manifest, msg, action, doc, logLimit),
-		Digest:        digest(action, msg),
+		Action:        backendAction(inv.d.Manifest, msg, action, prep.codeDigest, logLimit),
+		Digest:        hashJSON(prep.digest, msg.Action.Binding),
 		MakeInit:      body(func(in activation.Invocation) (any, error) { return activation.BuildInit(in) }),
 		MakeRun:       body(func(in activation.Invocation) (any, error) { return activation.BuildRun(in) }),
 		LogLimit:      logLimit,
@@ -300,21 +295,7 @@ func (inv *Invoker) buildRecord(msg *activation.ActivationMessage, action *activ
 }
 
 // backendAction describes the action to the drivers.
-func backendAction(m *activation.Manifest, msg *activation.ActivationMessage, a *activation.ActionDocument, doc *couch.ActionDoc, logLimit int64) backend.Action {
-	h := sha256.New()
-	h.Write([]byte(a.Exec.Kind + "\x00" + a.Exec.EntryPoint() + "\x00"))
-	if a.Exec.Binary {
-		h.Write([]byte{1})
-	}
-	if c := a.Exec.Code; c != nil {
-		switch {
-		case doc.Attachment != nil:
-			h.Write(doc.Attachment)
-		default:
-			b, _ := json.Marshal(c)
-			h.Write(b)
-		}
-	}
+func backendAction(m *activation.Manifest, msg *activation.ActivationMessage, a *activation.ActionDocument, codeDigest string, logLimit int64) backend.Action {
 	return backend.Action{
 		Kind:        a.Exec.Kind,
 		Image:       a.Exec.Image,
@@ -324,23 +305,12 @@ func backendAction(m *activation.Manifest, msg *activation.ActivationMessage, a 
 		DocID:       a.ID,
 		Revision:    a.Rev,
 		Version:     a.Version.String(),
-		CodeDigest:  hex.EncodeToString(h.Sum(nil)),
+		CodeDigest:  codeDigest,
 		Memory:      a.Limits.Memory << 20,
 		Timeout:     time.Duration(a.Limits.Timeout) * time.Millisecond,
 		LogLimit:    logLimit,
 		Concurrency: int(max(1, a.Limits.MaxConcurrent(1))),
 	}
-}
-
-// digest stands for OpenWhisk's action equality minus namespace, name, version and revision.
-func digest(a *activation.ActionDocument, msg *activation.ActivationMessage) string {
-	h := sha256.New()
-	for _, v := range []any{a.Exec, a.Parameters, a.Limits, a.Annotations, msg.Action.Binding} {
-		b, _ := json.Marshal(v)
-		h.Write(b)
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func startLabel(s string) string {

@@ -38,7 +38,7 @@ const (
 )
 
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	kafka    *testenv.Kafka
 	couch    *testenv.Couch
 	db       *couch.Client
@@ -53,9 +53,13 @@ type world struct {
 }
 
 // newWorld starts Kafka and CouchDB, compiles the sample actions and stores their documents.
-func newWorld(t *testing.T, persistentCouch bool) *world {
+func newWorld(t testing.TB, persistentCouch bool) *world {
 	t.Helper()
-	w := &world{t: t, revs: map[string]string{}, log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))}
+	level := zap.InfoLevel
+	if _, bench := t.(*testing.B); bench {
+		level = zap.WarnLevel
+	}
+	w := &world{t: t, revs: map[string]string{}, log: zaptest.NewLogger(t, zaptest.Level(level))}
 	w.kafka = testenv.StartKafka(t, "completed0", "health", "events")
 	w.couch = testenv.StartCouch(t, persistentCouch)
 	var err error
@@ -274,7 +278,7 @@ type topicReader struct {
 	cond *sync.Cond
 }
 
-func readTopic(t *testing.T, brokers []string, topic string) *topicReader {
+func readTopic(t testing.TB, brokers []string, topic string) *topicReader {
 	tr := &topicReader{}
 	tr.cond = sync.NewCond(&tr.mu)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -312,7 +316,7 @@ func (tr *topicReader) all() [][]byte {
 }
 
 // waitFor waits until pred holds for the records, failing after a minute.
-func (tr *topicReader) waitFor(t *testing.T, what string, pred func([][]byte) bool) [][]byte {
+func (tr *topicReader) waitFor(t testing.TB, what string, pred func([][]byte) bool) [][]byte {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -328,7 +332,7 @@ func (tr *topicReader) waitFor(t *testing.T, what string, pred func([][]byte) bo
 }
 
 // acksFor decodes the acks about activation id.
-func acksFor(t *testing.T, recs [][]byte, id string) []*activation.Ack {
+func acksFor(t testing.TB, recs [][]byte, id string) []*activation.Ack {
 	var out []*activation.Ack
 	for _, r := range recs {
 		a, err := activation.DecodeAck(r)

@@ -114,6 +114,7 @@ type Invoker struct {
 	wg       sync.WaitGroup
 	dead     atomic.Bool
 	inFlight atomic.Int64
+	prepared *preparedCache
 }
 
 // New checks deps and returns an invoker.
@@ -140,7 +141,8 @@ func New(d Deps) (*Invoker, error) {
 		d.DrainTimeout = time.Duration(d.Sys.MaxTimeout)*time.Millisecond + time.Minute
 	}
 	work, stop := context.WithCancel(context.Background())
-	return &Invoker{d: d, log: d.Logger.With(zap.String("invoker", d.Instance.Source())), work: work, stopWork: stop}, nil
+	return &Invoker{d: d, log: d.Logger.With(zap.String("invoker", d.Instance.Source())), work: work, stopWork: stop,
+		prepared: newPreparedCache(1024)}, nil
 }
 
 // InFlight is the number of activations taken from Kafka and not yet finished.

@@ -183,7 +183,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	}
 
 	p.feed, err = kafkafeed.New(kafkafeed.Config{Brokers: cfg.KafkaHosts, Topic: p.Topic, MaxPeek: cfg.MaxPeek(),
-		MaxMessageBytes: activation.MaxActivationLimit, Logger: p.log})
+		MaxMessageBytes: activation.MaxActivationLimit, MaxWait: cfg.Snap.KafkaMaxWait, Logger: p.log})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,192 @@
+package invoker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/snapinvoker/snapinvoker/activation"
+	"github.com/snapinvoker/snapinvoker/invoker/kafkafeed"
+)
+
+// Benchmarks (go test -bench . -run XXX ./invoker/): NOP activations through Kafka. The
+// baseline is the bare transport in the same run: a record produced on one topic, consumed,
+// produced on another and consumed again, which is the least any invoker's
+// ActivationMessage→ack path costs on this broker.
+
+// ackWaiter delivers, per activation id, the time its slot-freeing ack was read.
+type ackWaiter struct {
+	mu      sync.Mutex
+	waiting map[string]chan time.Time
+}
+
+func watchAcks(b *testing.B, brokers []string, topic string) *ackWaiter {
+	aw := &ackWaiter{waiting: map[string]chan time.Time{}}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxWait: 5 * time.Millisecond, MaxBytes: 4 << 20})
+	r.SetOffset(kafka.LastOffset)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			at := time.Now()
+			a, err := activation.DecodeAck(m.Value)
+			if err != nil || !a.FreesSlot() {
+				continue
+			}
+			aw.mu.Lock()
+			ch := aw.waiting[string(a.ID())]
+			delete(aw.waiting, string(a.ID()))
+			aw.mu.Unlock()
+			if ch != nil {
+				ch <- at
+			}
+		}
+	}()
+	b.Cleanup(func() { cancel(); <-done; r.Close() })
+	return aw
+}
+
+func (aw *ackWaiter) expect(id string) chan time.Time {
+	ch := make(chan time.Time, 1)
+	aw.mu.Lock()
+	aw.waiting[id] = ch
+	aw.mu.Unlock()
+	return ch
+}
+
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2], d[min(len(d)-1, len(d)*99/100)]
+}
+
+// BenchmarkKafkaRoundTrip is the baseline: produce → consume → produce → consume.
+func BenchmarkKafkaRoundTrip(b *testing.B) {
+	w := newWorld(b, false)
+	ctx := context.Background()
+	for _, t := range []string{"ping", "pong"} {
+		if err := kafkafeed.EnsureTopic(ctx, w.kafka.Brokers, t, activation.MaxActivationLimit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	in := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "ping", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 5 * time.Millisecond})
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "pong", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 5 * time.Millisecond})
+	defer in.Close()
+	defer out.Close()
+	echo := kafkafeed.NewProducer(w.kafka.Brokers, activation.MaxActivationLimit)
+	defer echo.Close()
+	go func() {
+		for {
+			m, err := in.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			echo.Send(ctx, "pong", m.Value)
+		}
+	}()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := w.pub.Send(ctx, "ping", []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := out.ReadMessage(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	p50, p99 := percentiles(lat)
+	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+}
+
+// BenchmarkWarmLatency: one blocking NOP activation at a time on a warm instance;
+// ActivationMessage published → Completion read.
+func BenchmarkWarmLatency(b *testing.B) {
+	w := newWorld(b, false)
+	p := w.process()
+	stop := run(p)
+	defer stop()
+	aw := watchAcks(b, w.kafka.Brokers, "completed0")
+	send := func(i int) time.Duration {
+		id := fmt.Sprintf("b0000000%024x", i)
+		ch := aw.expect(id)
+		t0 := time.Now()
+		w.invoke("echonologs", id, false, nil, nil)
+		select {
+		case at := <-ch:
+			return at.Sub(t0)
+		case <-time.After(time.Minute):
+			b.Fatalf("no ack for %s", id)
+		}
+		return 0
+	}
+	send(1 << 40) // cold start, then warm
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = append(lat, send(i))
+	}
+	b.StopTimer()
+	p50, p99 := percentiles(lat)
+	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	if testing.Verbose() {
+		b.Log(grep(get(b, "http://"+p.Addr()+"/metrics"), "_sum"))
+	}
+}
+
+// BenchmarkThroughput64: NOP activations with 64 in flight; reports activations per second.
+func BenchmarkThroughput64(b *testing.B) {
+	w := newWorld(b, false)
+	p := w.process("CONFIG_whisk_containerPool_userMemory=16384m")
+	stop := run(p)
+	defer stop()
+	aw := watchAcks(b, w.kafka.Brokers, "completed0")
+	const inFlight = 64
+	// Warm 64 instances first.
+	var wg sync.WaitGroup
+	fire := func(id string) chan time.Time {
+		ch := aw.expect(id)
+		w.invoke("echonologs", id, false, nil, nil)
+		return ch
+	}
+	for i := 0; i < inFlight; i++ {
+		ch := fire(fmt.Sprintf("c0000000%024x", i))
+		wg.Add(1)
+		go func() { defer wg.Done(); <-ch }()
+	}
+	wg.Wait()
+	b.ResetTimer()
+	t0 := time.Now()
+	sem := make(chan struct{}, inFlight)
+	for i := 0; i < b.N; i++ {
+		sem <- struct{}{}
+		ch := fire(fmt.Sprintf("d0000000%024x", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ch:
+			case <-time.After(time.Minute):
+				b.Error("ack missing")
+			}
+			<-sem
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "activations/s")
+}
