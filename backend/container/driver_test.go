@@ -532,3 +532,29 @@ func TestRuncLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRuncChattyInit: output no collection is waiting for (a module load printing far more than
+// any pipe holds) neither stalls /init nor Destroy; the first activation gets it, bounded.
+func TestRuncChattyInit(t *testing.T) {
+	d := newRuncDriver(t, nil)
+	in := start(t, d, "python:3.11", 128<<20)
+	mustInit(t, in, "for i in range(20000):\n    print('chatty module load', i)\ndef main(a):\n    return a\n", "main")
+	r := doRun(t, in, map[string]any{"k": 1}, time.Minute, 10_000, 0)
+	if r.Outcome.Status != 200 || !r.LogsTruncated || len(r.Logs) == 0 || r.Logs[0].Text != "chatty module load 0" {
+		t.Fatalf("first run: status %d truncated %v lines %d", r.Outcome.Status, r.LogsTruncated, len(r.Logs))
+	}
+	r = doRun(t, in, map[string]any{"k": 2}, time.Minute, 10_000, 0)
+	if r.LogsTruncated || len(r.Logs) != 0 {
+		t.Fatalf("second run: truncated %v lines %d", r.LogsTruncated, len(r.Logs))
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.Destroy(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Destroy did not finish while uncollected logs filled the readers")
+	}
+}

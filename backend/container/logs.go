@@ -36,11 +36,23 @@ type logItem struct {
 	eof      bool
 }
 
-// logPump turns a container's output streams into log items in the order read. Readers feed
-// one channel; collect consumes it per activation.
+// maxQueued bounds the log text held between collections (the output of a chatty /init or of
+// code running between activations); lines beyond it are dropped and the next collection
+// reports truncated logs. Readers never block, so a container never stalls on its own log.
+const maxQueued = 32 << 20
+
+// logPump turns a container's output streams into log items in the order read. Readers append
+// to a queue; collect takes from it per activation.
 type logPump struct {
-	items chan logItem
-	now   func() time.Time
+	now func() time.Time
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	queue   []logItem
+	queued  int64 // bytes of line text in queue
+	dropped bool  // lines were dropped at maxQueued since the last take
+	notify  chan struct{}
+
 	// closed counts streams that reached EOF (only collect touches it).
 	closed int
 	// carry holds items read during one collection that belong to the next: what a stream
@@ -48,14 +60,39 @@ type logPump struct {
 	carry []logItem
 	// idle is the longest wait for the next line while sentinels are due (logIdleTimeout).
 	idle time.Duration
-	wg   sync.WaitGroup
 }
 
 func newLogPump(now func() time.Time) *logPump {
 	if now == nil {
 		now = time.Now
 	}
-	return &logPump{items: make(chan logItem, 4096), now: now, idle: logIdleTimeout}
+	return &logPump{now: now, idle: logIdleTimeout, notify: make(chan struct{}, 1)}
+}
+
+// send queues one item without blocking.
+func (p *logPump) send(it logItem) {
+	p.mu.Lock()
+	if !it.eof && !it.sentinel && p.queued+int64(len(it.line.Text)) > maxQueued {
+		p.dropped = true
+		p.mu.Unlock()
+		return
+	}
+	p.queue = append(p.queue, it)
+	p.queued += int64(len(it.line.Text))
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued items and whether lines were dropped before them.
+func (p *logPump) take() ([]logItem, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	items, dropped := p.queue, p.dropped
+	p.queue, p.queued, p.dropped = nil, 0, false
+	return items, dropped
 }
 
 // readLines pumps one stream (stdout or stderr) line by line until EOF.
@@ -76,7 +113,7 @@ func (p *logPump) readLines(r io.Reader, stream string) {
 				partial = partial[:0]
 			}
 			if err != nil && err != bufio.ErrBufferFull {
-				p.items <- logItem{eof: true, line: activation.LogLine{Stream: stream}}
+				p.send(logItem{eof: true, line: activation.LogLine{Stream: stream}})
 				return
 			}
 		}
@@ -96,7 +133,7 @@ func (p *logPump) readMultiplexed(r io.Reader) {
 				if len(partial[s]) > 0 {
 					p.push(s, string(partial[s]))
 				}
-				p.items <- logItem{eof: true, line: activation.LogLine{Stream: s}}
+				p.send(logItem{eof: true, line: activation.LogLine{Stream: s}})
 			}
 		}()
 		for {
@@ -133,12 +170,12 @@ func (p *logPump) readMultiplexed(r io.Reader) {
 func (p *logPump) push(stream, text string) {
 	if strings.HasSuffix(text, Sentinel) {
 		if prefix := strings.TrimSuffix(text, Sentinel); prefix != "" {
-			p.items <- logItem{line: activation.LogLine{Time: p.now(), Stream: stream, Text: prefix}}
+			p.send(logItem{line: activation.LogLine{Time: p.now(), Stream: stream, Text: prefix}})
 		}
-		p.items <- logItem{sentinel: true, line: activation.LogLine{Stream: stream}}
+		p.send(logItem{sentinel: true, line: activation.LogLine{Stream: stream}})
 		return
 	}
-	p.items <- logItem{line: activation.LogLine{Time: p.now(), Stream: stream, Text: text}}
+	p.send(logItem{line: activation.LogLine{Time: p.now(), Stream: stream, Text: text}})
 }
 
 // collected is one activation's logs.
@@ -198,8 +235,11 @@ func (p *logPump) collect(ctx context.Context, sentinels bool, limit int64) coll
 			c.gone = true
 			return c
 		}
-		select {
-		case it := <-p.items:
+		items, dropped := p.take()
+		if dropped && limit > 0 {
+			c.truncated = true
+		}
+		if len(items) > 0 {
 			if !idle.Stop() {
 				select {
 				case <-idle.C:
@@ -207,9 +247,16 @@ func (p *logPump) collect(ctx context.Context, sentinels bool, limit int64) coll
 				}
 			}
 			idle.Reset(wait)
-			if handle(it) {
-				return c
+			for i, it := range items {
+				if handle(it) {
+					p.carry = append(p.carry, items[i+1:]...)
+					return c
+				}
 			}
+			continue
+		}
+		select {
+		case <-p.notify:
 		case <-idle.C:
 			c.failed = sentinels
 			return c

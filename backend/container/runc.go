@@ -266,17 +266,16 @@ func (e *runcEngine) spec(id, kind string, memory int64, sockDir string) ociSpec
 
 // runcContainer is one running `runc run`.
 type runcContainer struct {
-	e       *runcEngine
-	id      string
-	bundle  string
-	cmd     *exec.Cmd
-	pump    *logPump
-	done    chan struct{}
-	runErr  error
-	stderrB bytes.Buffer // runc's own diagnostics before the container starts
-	cli     *Client
-	once    sync.Once
-	paused  atomic.Bool
+	e      *runcEngine
+	id     string
+	bundle string
+	cmd    *exec.Cmd
+	pump   *logPump
+	done   chan struct{}
+	runErr error
+	cli    *Client
+	once   sync.Once
+	paused atomic.Bool
 }
 
 // start creates the bundle, starts `runc run` in the foreground (runc stays the container's
@@ -349,16 +348,13 @@ func (e *runcEngine) start(ctx context.Context, ss backend.StartSpec) (handle, e
 // drainEarly returns what the container printed before it died at start (runc's error).
 func (c *runcContainer) drainEarly() string {
 	var parts []string
-	for {
-		select {
-		case it := <-c.pump.items:
-			if !it.eof && !it.sentinel {
-				parts = append(parts, it.line.Text)
-			}
-		default:
-			return strings.Join(parts, " | ")
+	items, _ := c.pump.take()
+	for _, it := range items {
+		if !it.eof && !it.sentinel {
+			parts = append(parts, it.line.Text)
 		}
 	}
+	return strings.Join(parts, " | ")
 }
 
 func sanitize(kind string) string {
