@@ -17,7 +17,9 @@
 //     "There was an issue while collecting your logs. Data might be missing." is appended. Lines
 //     past the log limit are dropped and Result.LogsTruncated is set (the truncation message is
 //     the activation rules' job). Logs of a successful /init stay in the stream and are read with
-//     the first activation, as upstream.
+//     the first activation, as upstream. The readers never block the container: output waiting
+//     for a collection is queued up to 32 MiB, beyond which lines are dropped and the next
+//     collection reports truncated logs.
 //   - The proxy (`snapinvoker proxy`, ServeProxy): runs inside the container as its init process,
 //     serves /init and /run on a unix socket (or TCP) and drives the launcher of package runtimes
 //     over its framing. Managed kinds start the launcher at container start and the proxy
