@@ -1,5 +1,5 @@
-// Package kvm is a virtual machine monitor that runs one unmodified static Linux x86-64 program
-// per KVM virtual machine, with no guest kernel: the program's system calls leave the guest and
+// Package kvm is a virtual machine monitor that runs one unmodified Linux x86-64 program (static,
+// or dynamically linked over a read-only file tree) per KVM virtual machine, with no guest kernel: the program's system calls leave the guest and
 // are served in Go by a small library OS. A guest parked in a blocking read of its stdin can be
 // written to a snapshot file, restored copy-on-write into many VMs at once, and reset to that
 // snapshot by rewriting only the pages it dirtied. The package knows nothing about OpenWhisk: a
@@ -39,6 +39,18 @@
 // program's memory before host memory is touched; everything else answers ENOSYS and is counted;
 // fork, clone and exec stop the guest as Unsupported. The vDSO (vdso/) answers clock_gettime,
 // gettimeofday, time and getcpu from a TSC-calibrated clock page without exits.
+//
+// # Files and dynamically linked programs
+//
+// A guest sees only its Config.Files tree (fs.go): host paths listed one by one, read-only,
+// in-memory files (a launcher), and a private in-memory writable /tmp; every other path is
+// ENOENT. Paths are resolved by the VMM component by component in the guest's namespace, so a
+// symbolic link that leads out of the listed paths leads nowhere. For a program with PT_INTERP
+// (interp.go) the VMM loads the interpreter from the tree above the program's image and starts
+// it with AT_BASE and AT_ENTRY set, as Linux does; ld.so then opens and maps the libraries with
+// the file calls of sys_fs.go (file mappings are private copies). Snapshots carry the tree's
+// description, the open files, the current directory and /tmp, so a restore sees the same files.
+// PYTHON_SYSCALLS.md lists what Debian's python3 asks for and how each call is treated.
 //
 // # Snapshots
 //

@@ -95,6 +95,7 @@ var sysTable = map[uint64]sysEntry{
 	267: {"readlinkat", sysReadlinkatFS},
 	269: {"faccessat", sysFaccessatFS},
 	273: {"set_robust_list", sysZero},
+	291: {"epoll_create1", nil}, // asyncio probes it at import and carries on without it
 	292: {"dup3", sysDup3FS},
 	302: {"prlimit64", sysPrlimit64},
 	309: {"getcpu", sysGetcpu},
