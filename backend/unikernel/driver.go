@@ -150,7 +150,8 @@ type Driver struct {
 	profiles   profiles
 	st         Stats
 	images     runtimeImages
-	pending    map[snapshotcache.Key][]func() // cleanups waiting for a snapshot to be stored
+	pending    map[snapshotcache.Key][]func()  // cleanups waiting for a snapshot to be stored
+	runtimes   map[snapshotcache.Key]*function // runtime snapshots kept open (keepRuntime)
 }
 
 var (
@@ -330,6 +331,10 @@ func (d *Driver) Close() error {
 		errs = append(errs, i.Destroy(context.Background()))
 	}
 	d.mu.Lock()
+	for _, fn := range d.runtimes {
+		fn.refs-- // keepRuntime's reference; the loop below closes what is left unused
+	}
+	d.runtimes = nil
 	var drop []*kvm.Guest
 	var fns []*function
 	for _, fn := range d.fns {

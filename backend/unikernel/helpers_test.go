@@ -3,16 +3,20 @@ package unikernel
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
 
 	"github.com/snapinvoker/snapinvoker/backend"
 	"github.com/snapinvoker/snapinvoker/backend/backendtest"
+	"github.com/snapinvoker/snapinvoker/backend/container"
 )
 
 // requireKVM fails the test when /dev/kvm cannot be used: these tests need real KVM.
@@ -62,7 +66,19 @@ func code(t testing.TB, name string) backendtest.Code {
 	return backendtest.Code{Code: base64.StdEncoding.EncodeToString(testProgram(t, name)), Binary: true}
 }
 
+// TestMain also lets the test binary act as `snapinvoker proxy` inside the containers the
+// container driver starts (the Python benchmark's baseline (e) runs it): that driver bind-mounts
+// the running binary and starts it with "proxy" as its first argument.
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "proxy" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := container.ProxyMain(ctx, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "proxy:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if builtDir != "" {
 		os.RemoveAll(builtDir)

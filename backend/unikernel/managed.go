@@ -195,8 +195,11 @@ func (d *Driver) buildManagedFunction(ctx context.Context, family string, rt *ru
 		}
 		return nil, nil, fmt.Errorf("unikernel: runtime snapshot %s: %w", rkey, err)
 	}
-	// Runtime snapshots are the roots every function of the runtime shares: never evict one.
+	// Runtime snapshots are the roots every function of the runtime shares: never evict one, and
+	// keep it open (mapped, with its pre-created VMs) for the driver's life, so the next action's
+	// /init does not open it again.
 	_ = d.cache.Pin(rkey)
+	d.keepRuntime(rfn)
 	g, _, err := d.takeGuest(ctx, rfn)
 	if err != nil {
 		d.releaseFunction(rfn)
@@ -242,11 +245,18 @@ func (d *Driver) buildManagedFunction(ctx context.Context, family string, rt *ru
 			parent.Release()
 			return nil, r, fmt.Errorf("unikernel: checkpoint %s: %w: %w", key, backend.ErrPlatform, err)
 		}
+		// The pages the init wrote are the only ones that can differ from the runtime snapshot
+		// it was restored from: the cache compares those instead of every page. Without the
+		// list (nil) it compares them all, which is slower but as exact.
+		dirty, err := g.WrittenPages()
+		if err != nil {
+			dirty = nil
+		}
 		d.mu.Lock()
 		d.profiles.entry(key).initTime = r.end.Sub(r.start)
 		d.st.Builds++
 		d.mu.Unlock()
-		return &snapshotcache.Image{Parent: parent, State: ck.State, Memory: ck.Memory, Size: ck.Size}, r, nil
+		return &snapshotcache.Image{Parent: parent, State: ck.State, Memory: ck.Memory, Size: ck.Size, Dirty: dirty}, r, nil
 	}
 	switch r.ex.Reason {
 	case kvm.Deadline:
@@ -315,5 +325,19 @@ func (d *Driver) flushAfterStore(key snapshotcache.Key) {
 	d.mu.Unlock()
 	for _, f := range fs {
 		f()
+	}
+}
+
+// keepRuntime holds one extra reference on a runtime snapshot's function entry until Close
+// (once per runtime).
+func (d *Driver) keepRuntime(fn *function) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runtimes == nil {
+		d.runtimes = map[snapshotcache.Key]*function{}
+	}
+	if _, ok := d.runtimes[fn.key]; !ok && !d.closed {
+		d.runtimes[fn.key] = fn
+		fn.refs++
 	}
 }
