@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ func (p *Process) WaitIdle(ctx context.Context) error {
 	for {
 		b, err := os.ReadFile(path)
 		if err != nil {
+			if _, serr := os.Stat(filepath.Dir(path)); serr != nil {
+				// The process is gone (reaped): its Wait is about to report it.
+				<-p.done
+				return fmt.Errorf("%w while booting: %v", ErrExited, p.cmd.ProcessState)
+			}
 			select {
 			case <-p.done:
 				return fmt.Errorf("%w while booting: %v", ErrExited, p.cmd.ProcessState)
