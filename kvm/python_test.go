@@ -228,3 +228,34 @@ func TestPythonRestoreKeepsTree(t *testing.T) {
 		}
 	}
 }
+
+// asyncio's event loop runs in the guest: a socketpair wakes it, poll waits (epoll is refused,
+// so selectors picks poll), timers sleep.
+func TestPythonAsyncio(t *testing.T) {
+	h := openHost(t)
+	var c captured
+	cfg := c.config(pythonConfig("-c", `import asyncio, contextvars, socket
+v = contextvars.ContextVar("v", default=0)
+async def work(i):
+    v.set(i)
+    await asyncio.sleep(0.001 * i)
+    return v.get() * 10
+async def main():
+    return await asyncio.gather(*(work(i) for i in range(3)))
+print(asyncio.run(main()), type(asyncio.get_event_loop_policy().new_event_loop()._selector).__name__)
+a, b = socket.socketpair()
+a.sendall(b"ping")
+print(b.recv(16), repr(a.getsockname()))
+b.close()
+print(a.recv(16))`))
+	g, err := h.New(context.Background(), cfg, readPython(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer g.Close()
+	ex := runTo(t, g, &c, Exited)
+	want := "[0, 10, 20] PollSelector\nb'ping' ''\nb''\n"
+	if got := c.stdout.String(); got != want || ex.Code != 0 {
+		t.Fatalf("stdout %q (exit %d), want %q\nstderr %s\nENOSYS %v", got, ex.Code, want, c.stderr.String(), ex.ENOSYS)
+	}
+}

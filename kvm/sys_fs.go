@@ -49,6 +49,7 @@ type openFile struct {
 	loaded bool
 	tmp    *tmpNode
 	ents   []dirent
+	sock   *sockEnd // a socketpair end (sys_sock.go)
 }
 
 // Linux open flags.
@@ -410,19 +411,17 @@ func (k *kernel) createTmp(p string, flags uint64) uint64 {
 
 func sysCloseFS(k *kernel, a *sysArgs) uint64 {
 	if k.isFile(a[0]) {
-		delete(k.fs.open, a[0])
+		k.closeFile(a[0])
+		return 0
 	}
 	return sysClose(k, a)
 }
 
 // dupTo records that newfd now shares oldfd's open file description (after the descriptor
 // table was updated by sys_io.go's handler, which returned newfd).
-func (k *kernel) dupTo(oldfd, ret uint64, replaced bool) uint64 {
+func (k *kernel) dupTo(oldfd, ret uint64) uint64 {
 	if int64(ret) < 0 {
 		return ret
-	}
-	if replaced {
-		delete(k.fs.open, ret)
 	}
 	if of, e := k.fileOf(oldfd); e == 0 && ret != oldfd {
 		k.fs.open[ret] = of
@@ -430,20 +429,30 @@ func (k *kernel) dupTo(oldfd, ret uint64, replaced bool) uint64 {
 	return ret
 }
 
-func sysDupFS(k *kernel, a *sysArgs) uint64 { return k.dupTo(a[0], sysDup(k, a), false) }
+func sysDupFS(k *kernel, a *sysArgs) uint64 { return k.dupTo(a[0], sysDup(k, a)) }
+
+// replaceTarget closes newfd first when dup2/dup3 replace an open file with a valid oldfd, so
+// the file (a socket end) it held is released as Linux does.
+func (k *kernel) replaceTarget(oldfd, newfd uint64) {
+	if _, ok := k.fds.get(oldfd); ok && oldfd != newfd && k.isFile(newfd) {
+		k.closeFile(newfd)
+	}
+}
 
 func sysDup2FS(k *kernel, a *sysArgs) uint64 {
 	if a[0] == a[1] {
 		return sysDup2(k, a)
 	}
-	return k.dupTo(a[0], sysDup2(k, a), true)
+	k.replaceTarget(a[0], a[1])
+	return k.dupTo(a[0], sysDup2(k, a))
 }
 
 func sysDup3FS(k *kernel, a *sysArgs) uint64 {
 	if a[0] == a[1] {
 		return errno(unix.EINVAL)
 	}
-	return k.dupTo(a[0], sysDup3(k, a), true)
+	k.replaceTarget(a[0], a[1])
+	return k.dupTo(a[0], sysDup3(k, a))
 }
 
 func sysFcntlFS(k *kernel, a *sysArgs) uint64 {
@@ -452,7 +461,7 @@ func sysFcntlFS(k *kernel, a *sysArgs) uint64 {
 	}
 	switch a[1] {
 	case fDupfd, fDupfdCloexec:
-		return k.dupTo(a[0], sysFcntl(k, a), false)
+		return k.dupTo(a[0], sysFcntl(k, a))
 	case fGetfl:
 		of, e := k.fileOf(a[0])
 		if e != 0 {
@@ -468,7 +477,7 @@ func sysFcntlFS(k *kernel, a *sysArgs) uint64 {
 		if e != 0 {
 			return errno(e)
 		}
-		of.flags = of.flags&oAccmode | a[2]&oAppend
+		of.flags = of.flags&oAccmode | a[2]&(oAppend|oNonblock)
 		return 0
 	}
 	return sysFcntl(k, a)
@@ -483,6 +492,9 @@ func sysReadFS(k *kernel, a *sysArgs) uint64 {
 	of, e := k.fileOf(a[0])
 	if e != 0 {
 		return errno(e)
+	}
+	if of.sock != nil {
+		return k.sockRead(of, a[1], a[2], false, false)
 	}
 	n := k.readAt(of, a[1], a[2], of.off)
 	if int64(n) > 0 {
@@ -509,6 +521,9 @@ func sysPread64FS(k *kernel, a *sysArgs) uint64 {
 }
 
 func (k *kernel) readAt(of *openFile, buf, count uint64, off int64) uint64 {
+	if of.sock != nil {
+		return errno(unix.ESPIPE)
+	}
 	if of.dir {
 		return errno(unix.EISDIR)
 	}
@@ -536,6 +551,9 @@ func sysReadvFS(k *kernel, a *sysArgs) uint64 {
 	of, e := k.fileOf(a[0])
 	if e != 0 {
 		return errno(e)
+	}
+	if of.sock != nil {
+		return errno(unix.EOPNOTSUPP) // no readv on socket ends (nothing has needed it)
 	}
 	bufs, r := k.iovecs(a[1], a[2], true)
 	if r != 0 {
@@ -567,6 +585,9 @@ func sysWriteFS(k *kernel, a *sysArgs) uint64 {
 	of, e := k.fileOf(a[0])
 	if e != 0 {
 		return errno(e)
+	}
+	if of.sock != nil {
+		return k.sockWrite(of, a[1], a[2])
 	}
 	b, err := k.mem.user(a[1], min(a[2], maxIO), false)
 	if err != nil {
@@ -605,6 +626,9 @@ func sysPwrite64FS(k *kernel, a *sysArgs) uint64 {
 }
 
 func (k *kernel) writeAt(of *openFile, b []byte, off int64) uint64 {
+	if of.sock != nil {
+		return errno(unix.ESPIPE)
+	}
 	if of.flags&oAccmode == 0 || of.tmp == nil || of.dir {
 		return errno(unix.EBADF)
 	}
@@ -629,6 +653,9 @@ func sysWritevFS(k *kernel, a *sysArgs) uint64 {
 	of, e := k.fileOf(a[0])
 	if e != 0 {
 		return errno(e)
+	}
+	if of.sock != nil {
+		return errno(unix.EOPNOTSUPP)
 	}
 	bufs, r := k.iovecs(a[1], a[2], false)
 	if r != 0 {
@@ -686,6 +713,9 @@ func sysLseekFS(k *kernel, a *sysArgs) uint64 {
 	of, e := k.fileOf(a[0])
 	if e != 0 {
 		return errno(e)
+	}
+	if of.sock != nil {
+		return errno(unix.ESPIPE)
 	}
 	off := int64(a[1])
 	var base int64
@@ -750,6 +780,9 @@ func (k *kernel) statNode(n *fsNode) statInfo {
 }
 
 func (k *kernel) statOpen(of *openFile) (statInfo, unix.Errno) {
+	if of.sock != nil {
+		return statInfo{dev: devTmp, ino: pathIno(fmt.Sprintf("%p", of.sock)), nlink: 1, mode: unix.S_IFSOCK | 0o777}, 0
+	}
 	if of.kind == nodeTmp {
 		return k.statNode(&fsNode{kind: nodeTmp, path: of.path, tmp: of.tmp}), 0
 	}
@@ -1198,7 +1231,7 @@ func sysMmapFS(k *kernel, a *sysArgs) uint64 {
 	const protWrite = 2
 	off := a[5]
 	switch {
-	case of.dir:
+	case of.dir, of.sock != nil:
 		return errno(unix.ENODEV)
 	case off%pageSize != 0 || int64(off) < 0:
 		return errno(unix.EINVAL)
@@ -1252,7 +1285,16 @@ type openState struct {
 	Kind  nodeKind
 	Flags uint64
 	Off   int64
-	Dir   bool `json:",omitempty"`
+	Dir   bool       `json:",omitempty"`
+	Sock  *sockState `json:",omitempty"`
+}
+
+// sockState is a socketpair end: pair number, side (0 or 1), unread bytes, whether the peer end
+// is closed.
+type sockState struct {
+	Pair, Side int
+	In         []byte `json:",omitempty"`
+	PeerClosed bool   `json:",omitempty"`
 }
 
 // treeSpec is a FileTree's description in a snapshot.
@@ -1292,6 +1334,7 @@ func (f *guestFS) state() *fsState {
 	}
 	sort.Slice(s.Tmp, func(i, j int) bool { return s.Tmp[i].Path < s.Tmp[j].Path })
 	idx := map[*openFile]int{}
+	ends, pairs := map[*sockEnd][2]int{}, 0
 	fds := make([]uint64, 0, len(f.open))
 	for fd := range f.open {
 		fds = append(fds, fd)
@@ -1304,7 +1347,21 @@ func (f *guestFS) state() *fsState {
 			continue
 		}
 		idx[of] = len(s.Open)
-		s.Open = append(s.Open, openState{FDs: []uint64{fd}, Path: of.path, Kind: of.kind, Flags: of.flags, Off: of.off, Dir: of.dir})
+		o := openState{FDs: []uint64{fd}, Path: of.path, Kind: of.kind, Flags: of.flags, Off: of.off, Dir: of.dir}
+		if e := of.sock; e != nil {
+			id, ok := ends[e]
+			if !ok {
+				if pid, ok := ends[e.peer]; ok {
+					id = [2]int{pid[0], 1 - pid[1]}
+				} else {
+					id = [2]int{pairs, 0}
+					pairs++
+				}
+				ends[e] = id
+			}
+			o.Sock = &sockState{Pair: id[0], Side: id[1], In: append([]byte(nil), e.in...), PeerClosed: e.peer.closed}
+		}
+		s.Open = append(s.Open, o)
 	}
 	return s
 }
@@ -1328,16 +1385,38 @@ func (f *guestFS) setState(s *fsState) {
 		next = max(next, t.Ino)
 	}
 	f.nextIno = next
+	pairs := map[int]*[2]*sockEnd{}
+	used := map[*sockEnd]bool{}
 	for _, o := range s.Open {
 		of := &openFile{path: o.Path, kind: o.Kind, flags: o.Flags, off: o.Off, dir: o.Dir}
 		if o.Kind == nodeTmp {
 			of.tmp = f.tmp[o.Path]
+		}
+		if o.Sock != nil {
+			p := pairs[o.Sock.Pair]
+			if p == nil {
+				x, y := &sockEnd{}, &sockEnd{}
+				x.peer, y.peer = y, x
+				p = &[2]*sockEnd{x, y}
+				pairs[o.Sock.Pair] = p
+			}
+			e := p[o.Sock.Side&1]
+			e.in = append([]byte(nil), o.Sock.In...)
+			e.peer.closed = e.peer.closed || o.Sock.PeerClosed
+			of.sock, used[e] = e, true
 		}
 		if f.open == nil {
 			f.open = map[uint64]*openFile{}
 		}
 		for _, fd := range o.FDs {
 			f.open[fd] = of
+		}
+	}
+	for _, p := range pairs {
+		for _, e := range p {
+			if !used[e] {
+				e.closed = true
+			}
 		}
 	}
 }
@@ -1371,7 +1450,13 @@ func (s *fsState) validate(fds fdTable) error {
 	}
 	seen := map[uint64]bool{}
 	for _, o := range s.Open {
-		if !clean(o.Path) || o.Kind < nodeVirtDir || o.Kind > nodeTmp || o.Off < 0 {
+		if o.Sock != nil && (o.Kind != nodeSock || o.Sock.Pair < 0 || o.Sock.Pair >= maxFDs || o.Sock.Side&^1 != 0 || len(o.Sock.In) > sockBufMax) {
+			return fmt.Errorf("%w: socket end %+v", ErrBadSnapshot, o.Sock)
+		}
+		if o.Kind == nodeSock && o.Sock == nil {
+			return fmt.Errorf("%w: socket without its state", ErrBadSnapshot)
+		}
+		if (!clean(o.Path) && o.Kind != nodeSock) || o.Kind < nodeVirtDir || o.Kind > nodeSock || o.Off < 0 {
 			return fmt.Errorf("%w: open file %q (kind %d, offset %d)", ErrBadSnapshot, o.Path, o.Kind, o.Off)
 		}
 		for _, fd := range o.FDs {
