@@ -151,3 +151,40 @@ func BenchmarkBlockingInvoke64Clients(b *testing.B) {
 	b.ReportMetric(gets, "baseline-gets/s")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds()/gets, "x-baseline")
 }
+
+// BenchmarkBlockingInvokeWarmNative: the same round trip for a static actionloop executable
+// (blackbox), which the standalone runs on the unikernel driver first.
+func BenchmarkBlockingInvokeWarmNative(b *testing.B) {
+	in := startTWith(b, true)
+	requireKVM(b, in)
+	c := in.guest
+	ctx := context.Background()
+	code := nativeEcho(b)
+	if _, err := c.PutAction(ctx, "echo", owclient.Action{Exec: &owclient.Exec{Kind: "blackbox", Image: "openwhisk/dockerskeleton", Code: &code},
+		Limits: &owclient.Limits{Memory: 128}}, false); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if inv, err := c.Invoke(ctx, "echo", map[string]any{"warm": i}, owclient.InvokeOptions{Blocking: true, Result: true}); err != nil || inv.Status != 200 {
+			b.Fatalf("warm-up invoke: %v %v", inv, err)
+		}
+	}
+	base := baseline(b, c, max(b.N, 200))
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		inv, err := c.Invoke(ctx, "echo", map[string]any{"i": i}, owclient.InvokeOptions{Blocking: true, Result: true})
+		if err != nil || inv.Status != http.StatusOK {
+			b.Fatalf("invoke %d: %v %v", i, inv, err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	med := percentile(lat, 0.5)
+	b.ReportMetric(float64(med.Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	bm := percentile(base, 0.5)
+	b.ReportMetric(float64(bm.Microseconds())/1000, "baseline-get-median-ms")
+	b.ReportMetric(float64(med)/float64(bm), "x-baseline")
+}

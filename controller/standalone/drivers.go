@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,7 +72,7 @@ func DefaultManifest(drivers []DriverStatus) []byte {
 	type image struct {
 		Prefix string `json:"prefix"`
 		Name   string `json:"name"`
-		Tag    string `json:"tag"`
+		Tag    string `json:"tag,omitempty"`
 	}
 	type kind struct {
 		Kind        string `json:"kind"`
@@ -105,11 +106,46 @@ func DefaultManifest(drivers []DriverStatus) []byte {
 			Image: image{"openwhisk", c.image, "nightly"}, RequireMain: c.requireMain})
 	}
 	if runs("blackbox") {
-		m.Blackboxes = append(m.Blackboxes, image{"openwhisk", "dockerskeleton", "nightly"})
+		// Native actionloop images: the untagged name is what `wsk action create --native`
+		// sends, the nightly tag what upstream's manifest lists.
+		m.Blackboxes = append(m.Blackboxes, image{"openwhisk", "dockerskeleton", ""}, image{"openwhisk", "dockerskeleton", "nightly"})
 	}
 	if len(m.Runtimes) == 0 {
 		m.Runtimes["nodejs"] = []kind{{Kind: "nodejs:20", Default: true, Image: image{"openwhisk", "action-nodejs-v20", "nightly"}}}
 	}
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// fallbackDriver is the driver that runs every kind, slowly: the others go first.
+const fallbackDriver = "container"
+
+// DriverOrder is the invoker's driver order (SNAPINVOKER_DRIVERS) that puts the fast drivers
+// available here before the container driver for the kinds they run ("blackbox=unikernel,
+// container"), the fallback policy of the design: the fast path first, the container when the
+// fast path answers "unsupported". Empty when there is nothing to order.
+func DriverOrder(drivers []DriverStatus) string {
+	container := false
+	for _, d := range drivers {
+		container = container || (d.Name == fallbackDriver && d.Err == nil)
+	}
+	var rules []string
+	seen := map[string]bool{}
+	for _, d := range drivers {
+		if d.Err != nil || d.Name == fallbackDriver {
+			continue
+		}
+		for _, p := range d.Kinds {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			list := d.Name
+			if container {
+				list += "," + fallbackDriver
+			}
+			rules = append(rules, p+"="+list)
+		}
+	}
+	return strings.Join(rules, ";")
 }

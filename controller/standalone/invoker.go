@@ -36,6 +36,9 @@ func Invoker(registry *backend.Registry, extraEnv ...string) InvokerStarter {
 			"CONFIG_whisk_couchdb_password=standalone", "CONFIG_whisk_couchdb_databases_WhiskEntity=whisks",
 			"CONFIG_whisk_couchdb_databases_WhiskActivation=activations", "CONFIG_whisk_couchdb_databases_WhiskAuth=subjects",
 		}, extraEnv...)
+		if order := DriverOrder(env.Drivers); order != "" && !hasVar(extraEnv, "SNAPINVOKER_DRIVERS") {
+			environ = append(environ, "SNAPINVOKER_DRIVERS="+order)
+		}
 		cfg, err := config.Load(environ, []string{"--id", "0"})
 		if err != nil {
 			return nil, fmt.Errorf("invoker configuration: %w", err)
@@ -70,4 +73,13 @@ func Invoker(registry *backend.Registry, extraEnv ...string) InvokerStarter {
 			}
 		}, nil
 	}
+}
+
+func hasVar(environ []string, name string) bool {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
 }

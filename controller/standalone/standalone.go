@@ -63,6 +63,8 @@ type InvokerEnv struct {
 	APIHost string
 	// DataDir is a directory the invoker owns (drivers' snapshots, bundles).
 	DataDir string
+	// Drivers are the drivers found at start-up, for the driver order.
+	Drivers []DriverStatus
 	Logger  *zap.Logger
 }
 
@@ -196,7 +198,7 @@ func Start(ctx context.Context, o Options) (_ *Standalone, err error) {
 		}
 		stop, err := o.StartInvoker(ctx, InvokerEnv{
 			Brokers: s.Brokers, Manifest: manifest, Actions: s.st.InvokerActions(),
-			Activations: s.st.InvokerActivations(), APIHost: s.APIHost, DataDir: invDir,
+			Activations: s.st.InvokerActivations(), APIHost: s.APIHost, DataDir: invDir, Drivers: s.Drivers,
 			Logger: o.Logger.Named("invoker"),
 		})
 		if err != nil {
