@@ -25,6 +25,18 @@ func lines(c collected) string {
 	return b.String()
 }
 
+func perStream(c collected) map[string]string {
+	m := map[string][]string{}
+	for _, l := range c.lines {
+		m[l.Stream] = append(m[l.Stream], l.Text)
+	}
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = strings.Join(v, "|")
+	}
+	return out
+}
+
 func TestLogPumpSentinels(t *testing.T) {
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
@@ -46,7 +58,7 @@ func TestLogPumpSentinels(t *testing.T) {
 	c := p.collect(ctx, true, 1<<20)
 	got := lines(c)
 	// stdout and stderr are read by separate readers: compare per stream.
-	if !strings.Contains(got, "stdout:one\nstdout:two\n") || !strings.Contains(got, "stderr:warn\n") || len(c.lines) != 3 || c.failed || c.truncated {
+	if per := perStream(c); per["stdout"] != "one|two" || per["stderr"] != "warn" || c.failed || c.truncated {
 		t.Fatalf("first activation %q failed %v", got, c.failed)
 	}
 	c = p.collect(ctx, true, 1<<20)
