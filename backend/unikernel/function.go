@@ -19,8 +19,11 @@ type function struct {
 	openMu sync.Mutex
 	handle snapshotcache.Snapshot
 	snap   *kvm.Snapshot
-	// pool keeps VMs pre-created with a memory slot shaped for snap; nil when pooling is off.
-	pool *kvm.Pool
+	// pool keeps VMs pre-created with a memory slot shaped for snap. It is created at the
+	// function's second restore: a function restored once (most are) never pays for VMs it
+	// does not use. nil before that and when pooling is off.
+	pool     *kvm.Pool
+	restores int
 	// refs counts the holders of snap: instances with a guest of it, ready guests, callers
 	// between openFunction and takeGuest. The function is closed when it drops to zero.
 	refs   int
@@ -100,12 +103,8 @@ func (d *Driver) openLocked(ctx context.Context, fn *function, build snapshotcac
 		h.Release()
 		return fmt.Errorf("unikernel: open function snapshot %s: %w: %w", fn.key, backend.ErrPlatform, err)
 	}
-	var pool *kvm.Pool
-	if d.set.vmPool > 0 {
-		pool = d.host.NewPool(context.Background(), d.set.vmPool, snap)
-	}
 	d.mu.Lock()
-	fn.handle, fn.snap, fn.pool = h, snap, pool
+	fn.handle, fn.snap = h, snap
 	d.mu.Unlock()
 	return nil
 }
@@ -158,6 +157,10 @@ func (d *Driver) takeGuest(ctx context.Context, fn *function) (g *kvm.Guest, fro
 		d.st.ReadyHits++
 		d.mu.Unlock()
 		return r.g, true, nil
+	}
+	fn.restores++
+	if fn.pool == nil && fn.restores > 1 && d.set.vmPool > 0 && !d.closed {
+		fn.pool = d.host.NewPool(context.Background(), d.set.vmPool, fn.snap)
 	}
 	snap, pool := fn.snap, fn.pool
 	d.mu.Unlock()
