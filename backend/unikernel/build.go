@@ -33,10 +33,11 @@ func (e *initFailed) Error() string {
 // take (every activation starts the executable with its own argv).
 var errSkeleton = errors.New("unikernel: dockerskeleton executable: no snapshot")
 
-// benignENOSYS are system calls static C programs make at start-up and do without when they
-// are refused (glibc registers rseq and carries on). Refusing them says nothing about why a
+// benignENOSYS are system calls programs make and do without when they are refused: glibc
+// registers rseq and carries on, realloc falls back from mremap to copying, Python's selectors
+// fall back from epoll to poll (kvm/PYTHON_SYSCALLS.md). Refusing them says nothing about why a
 // program failed.
-var benignENOSYS = map[uint64]bool{334: true}
+var benignENOSYS = map[uint64]bool{25: true, 291: true, 334: true}
 
 // unsupportedCause says whether a guest that stopped without answering did so because of the
 // library OS: it needed a system call kvm stops on, or was refused one it then could not do
