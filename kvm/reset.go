@@ -34,6 +34,9 @@ func (g *Guest) Reset() error {
 			copy(b[off:off+pageSize], img[off:off+pageSize])
 		}
 	}
+	if err := g.rearmDirty(log); err != nil {
+		return err
+	}
 	s := &g.snap.state
 	if g.final != nil {
 		// A crashed guest may have left any vCPU state behind: reload all of it.

@@ -114,6 +114,9 @@ type shell struct {
 	// prepared, when set, is the snapshot whose memory slot already maps (copy-on-write) and whose
 	// vCPU state is already loaded: restoring it costs no system call at all.
 	prepared *Snapshot
+	// manualDirty: the VM's dirty log is in manual-protect mode, so Reset keeps hot pages
+	// writable (dirty_hot.go).
+	manualDirty bool
 }
 
 // newShell creates a VM and its vCPU with the host's CPUID.
@@ -137,6 +140,7 @@ func (s *shell) init(h *Host) error {
 			return fmt.Errorf("%w: KVM_SET_TSS_ADDR: %v", ErrVMM, err)
 		}
 	}
+	s.manualDirty = enableManualDirtyLog(s.vmfd)
 	fd, err := ioctl(s.vmfd, kvmCreateVCPU, 0)
 	if err != nil {
 		return fmt.Errorf("%w: KVM_CREATE_VCPU: %v", ErrVMM, err)
@@ -285,6 +289,7 @@ type Guest struct {
 	slotEnds []uint64
 	logDirty bool // slots log dirty pages (restored guests, for Reset)
 	dirtyLog []uint64
+	dirty    dirtyPolicy // which pages Reset leaves writable (dirty_hot.go)
 	closed   bool
 }
 
