@@ -141,6 +141,29 @@ func wantJSON(t testing.TB, got []byte, want string) {
 	}
 }
 
+// wantResponse classifies an outcome with the activation rules and checks the response the
+// activation would get: its status code (0 success, 1 application, 2 developer error) and result.
+func wantResponse(t testing.TB, r backend.Result, init bool, timeout time.Duration, code int, result string) {
+	t.Helper()
+	l := activation.ResponseLimits{Timeout: timeout, MaxPayload: 1 << 20, Truncation: 1 << 20}
+	var c activation.Classification
+	if init {
+		c = activation.ClassifyInit(r.Outcome, l)
+	} else {
+		c = activation.ClassifyRun(r.Outcome, l)
+	}
+	if c.Response.StatusCode != code {
+		t.Fatalf("status code %d result %s, want %d %s", c.Response.StatusCode, c.Response.Result, code, result)
+	}
+	if strings.HasSuffix(result, "…") {
+		if !bytes.HasPrefix(c.Response.Result, []byte(strings.TrimSuffix(result, "…"))) {
+			t.Fatalf("result %.200s, want prefix %s", c.Response.Result, result)
+		}
+		return
+	}
+	wantJSON(t, c.Response.Result, result)
+}
+
 func texts(r backend.Result) []string {
 	var s []string
 	for _, l := range r.Logs {
@@ -189,6 +212,16 @@ func TestRuncSamples(t *testing.T) {
 					}
 				}
 			})
+			t.Run("throws", func(t *testing.T) {
+				in := start(t, d, k.kind, 128<<20)
+				mustInit(t, in, readSample(t, k.dir, "throws"+k.ext), "main")
+				r := doRun(t, in, map[string]any{}, 30*time.Second, 1<<20, 0)
+				if k.dir == "nodejs" { // the nodejs runtime answers 502: a developer error
+					wantResponse(t, r, false, time.Minute, 2, `{"error":"An error has occurred: Error: thrown on purpose"}`)
+				} else { // the python launcher answers {"error": str(e)}: an application error
+					wantResponse(t, r, false, time.Minute, 1, `{"error":"thrown on purpose"}`)
+				}
+			})
 			t.Run("context environment", func(t *testing.T) {
 				in := start(t, d, k.kind, 128<<20)
 				mustInit(t, in, readSample(t, k.dir, "context"+k.ext), "main")
@@ -204,6 +237,7 @@ func TestRuncSamples(t *testing.T) {
 				if r.Outcome.Failure != activation.FailureTimeout {
 					t.Fatalf("failure %v, want timeout", r.Outcome.Failure)
 				}
+				wantResponse(t, r, false, 500*time.Millisecond, 2, `{"error":"The action exceeded its time limits of 500 milliseconds."}`)
 			})
 			t.Run("init failure", func(t *testing.T) {
 				in := start(t, d, k.kind, 128<<20)
@@ -215,6 +249,8 @@ func TestRuncSamples(t *testing.T) {
 				if !strings.Contains(strings.Join(texts(r), "\n"), "SyntaxError") {
 					t.Fatalf("init failure logs %q lack the error", texts(r))
 				}
+				prefix := map[string]string{"nodejs": `{"error":"Initialization has failed due to: SyntaxError`, "python": `{"error":"SyntaxError: `}[k.dir]
+				wantResponse(t, r, true, time.Minute, 2, prefix+"…")
 			})
 			t.Run("init that never finishes", func(t *testing.T) {
 				in := start(t, d, k.kind, 128<<20)
@@ -222,6 +258,7 @@ func TestRuncSamples(t *testing.T) {
 				if r.Outcome.Failure != activation.FailureTimeout {
 					t.Fatalf("failure %v, want timeout", r.Outcome.Failure)
 				}
+				wantResponse(t, r, true, 700*time.Millisecond, 2, `{"error":"The action exceeded its time limits of 700 milliseconds during initialization."}`)
 			})
 			t.Run("exit during run", func(t *testing.T) {
 				in := start(t, d, k.kind, 128<<20)
@@ -230,6 +267,7 @@ func TestRuncSamples(t *testing.T) {
 				if r.Outcome.Failure != activation.FailureExited {
 					t.Fatalf("failure %v status %d, want exited", r.Outcome.Failure, r.Outcome.Status)
 				}
+				wantResponse(t, r, false, time.Minute, 2, `{"error":"The action did not produce a valid response and exited unexpectedly."}`)
 			})
 			t.Run("oversized result is truncated", func(t *testing.T) {
 				in := start(t, d, k.kind, 256<<20)
@@ -242,6 +280,7 @@ func TestRuncSamples(t *testing.T) {
 				if !bytes.HasPrefix(r.Outcome.Body, []byte(`{"s":"xxxx`)) {
 					t.Fatalf("prefix %q", r.Outcome.Body[:16])
 				}
+				wantResponse(t, r, false, time.Minute, 1, fmt.Sprintf(`{"error":"The action produced a response that exceeded the allowed length: %d > %d bytes. The truncated response was: {\"s\":\"xxx…`, size+8, 1<<20))
 			})
 			t.Run("log flood past the limit", func(t *testing.T) {
 				in := start(t, d, k.kind, 128<<20)
@@ -264,6 +303,7 @@ func TestRuncSamples(t *testing.T) {
 				if r.Outcome.Failure != activation.FailureOOM {
 					t.Fatalf("failure %v status %d body %s, want oom", r.Outcome.Failure, r.Outcome.Status, r.Outcome.Body)
 				}
+				wantResponse(t, r, false, time.Minute, 2, `{"error":"The action exhausted its memory and was aborted."}`)
 			})
 		})
 	}
