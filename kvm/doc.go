@@ -59,5 +59,7 @@
 // with zero pages as holes. The guest is parked at the stub's exit with the read's number in RAX,
 // so a restored guest simply issues the read again; nothing depends on KVM's in-kernel state.
 // Restore maps the image MAP_PRIVATE: instances share every page none of them wrote. Reset
-// (reset.go) copies back the pages KVM's dirty log and the VMM's own record say were written.
+// (reset.go) copies back the pages KVM's dirty log and the VMM's own record say were written;
+// pages the guest writes at every activation stay writable across resets and are simply copied
+// back each time, instead of costing a write-protection fault each (dirty_hot.go).
 package kvm
