@@ -83,6 +83,7 @@
 //	runc            path of runc (default: found on PATH)
 //	proxy           binary bind-mounted as the proxy (default: this executable)
 //	proxy-args      arguments before the proxy flags (default "proxy")
+//	node, python3   interpreters inside the container (default /usr/bin/node, /usr/bin/python3)
 //	network         loopback (default) | host            (runc)
 //	api-host        value of __OW_API_HOST in every container
 //	user-memory     invoker user memory in bytes, for cpu shares (default 2 GiB)

@@ -40,15 +40,17 @@ func init() {
 
 // options are the driver's settings (backend.Config.Options), documented in doc.go.
 type options struct {
-	engine     string
-	runc       string
-	proxy      string
-	proxyArgs  []string
-	network    string
-	env        []string
-	userMemory int64
-	cpus       float64
-	docker     dockerOptions
+	engine    string
+	runc      string
+	proxy     string
+	proxyArgs []string
+	// interpreters are proxy flags (-node, -python3) naming the runtimes' interpreters.
+	interpreters []string
+	network      string
+	env          []string
+	userMemory   int64
+	cpus         float64
+	docker       dockerOptions
 }
 
 func parseOptions(m map[string]string) (options, error) {
@@ -68,6 +70,11 @@ func parseOptions(m map[string]string) (options, error) {
 			o.proxy = v
 		case k == "proxy-args":
 			o.proxyArgs = strings.Fields(v)
+		case k == "node" || k == "python3":
+			if !strings.HasPrefix(v, "/") {
+				return o, bad(k, "must be an absolute path inside the container (under /usr)")
+			}
+			o.interpreters = append(o.interpreters, "-"+k, v)
 		case k == "network":
 			if v != NetworkLoopback && v != NetworkHost {
 				return o, bad(k, "must be loopback or host")
@@ -103,7 +110,7 @@ func parseOptions(m map[string]string) (options, error) {
 			}
 			o.docker.runtimePort = n
 		default:
-			return o, bad(k, "unknown (known: engine, runc, proxy, proxy-args, network, api-host, user-memory, cpus, docker-host, docker-network, invoker-name, image.<kind>, runtime-port)")
+			return o, bad(k, "unknown (known: engine, runc, proxy, proxy-args, node, python3, network, api-host, user-memory, cpus, docker-host, docker-network, invoker-name, image.<kind>, runtime-port)")
 		}
 	}
 	o.docker.userMemory = o.userMemory

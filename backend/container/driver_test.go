@@ -480,7 +480,7 @@ func TestBadSpecAndOptions(t *testing.T) {
 	if _, err := d.Start(context.Background(), backend.StartSpec{Kind: "nodejs:20"}); !errors.Is(err, backend.ErrPlatform) || !strings.Contains(err.Error(), "Memory") {
 		t.Fatalf("no memory: %v", err)
 	}
-	for k, v := range map[string]string{"network": "bridge", "nosuch": "1", "user-memory": "-1", "engine": "lxc", "cpus": "x"} {
+	for k, v := range map[string]string{"network": "bridge", "nosuch": "1", "user-memory": "-1", "engine": "lxc", "cpus": "x", "node": "node"} {
 		_, err := parseOptions(map[string]string{k: v})
 		if !errors.Is(err, ErrBadOption) || !strings.Contains(err.Error(), k) {
 			t.Fatalf("option %s=%s: %v", k, v, err)
@@ -597,4 +597,13 @@ func TestRuncChattyInit(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("Destroy did not finish while uncollected logs filled the readers")
 	}
+}
+
+// TestRuncInterpreterOption: the python3 option reaches the proxy inside the container.
+func TestRuncInterpreterOption(t *testing.T) {
+	d := newRuncDriver(t, map[string]string{"python3": "/usr/bin/python3.11"})
+	in := start(t, d, "python:3.11", 128<<20)
+	mustInit(t, in, "import sys\ndef main(a):\n    return {'exe': sys.executable}\n", "main")
+	r := doRun(t, in, map[string]any{}, 30*time.Second, 1<<20, 0)
+	wantJSON(t, r.Outcome.Body, `{"exe":"/usr/bin/python3.11"}`)
 }

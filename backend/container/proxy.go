@@ -408,6 +408,9 @@ func ProxyMain(ctx context.Context, args []string) error {
 	node := fs.String("node", runtimes.DefaultNode, "node interpreter")
 	python := fs.String("python3", runtimes.DefaultPython3, "python3 interpreter")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {

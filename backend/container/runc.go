@@ -49,20 +49,21 @@ const (
 // /tmp, a tmpfs /dev, /proc, our proxy bound read-only at /opt/snapinvoker/proxy, and one
 // per-container host directory at /run/snapinvoker holding the proxy's unix socket.
 type runcEngine struct {
-	runc       string
-	stateRoot  string // runc --root: every container in it is ours
-	rootfs     string
-	bundles    string
-	proxyBin   string
-	proxyArgs  []string
-	network    string
-	env        []string
-	userMemory int64
-	cpus       float64
-	cg         cgroups
-	log        *zap.Logger
-	seq        atomic.Int64
-	prefix     string
+	runc         string
+	stateRoot    string // runc --root: every container in it is ours
+	rootfs       string
+	bundles      string
+	proxyBin     string
+	proxyArgs    []string
+	interpreters []string
+	network      string
+	env          []string
+	userMemory   int64
+	cpus         float64
+	cg           cgroups
+	log          *zap.Logger
+	seq          atomic.Int64
+	prefix       string
 }
 
 func newRuncEngine(ctx context.Context, o options, dataDir string, log *zap.Logger) (*runcEngine, error) {
@@ -71,19 +72,20 @@ func newRuncEngine(ctx context.Context, o options, dataDir string, log *zap.Logg
 		return nil, err
 	}
 	e := &runcEngine{
-		runc:       o.runc,
-		stateRoot:  filepath.Join(dataDir, "runc"),
-		rootfs:     filepath.Join(dataDir, "rootfs"),
-		bundles:    filepath.Join(dataDir, "bundles"),
-		proxyBin:   o.proxy,
-		proxyArgs:  o.proxyArgs,
-		network:    o.network,
-		env:        o.env,
-		userMemory: o.userMemory,
-		cpus:       o.cpus,
-		cg:         cg,
-		log:        log,
-		prefix:     fmt.Sprintf("si%d", os.Getpid()),
+		runc:         o.runc,
+		stateRoot:    filepath.Join(dataDir, "runc"),
+		rootfs:       filepath.Join(dataDir, "rootfs"),
+		bundles:      filepath.Join(dataDir, "bundles"),
+		proxyBin:     o.proxy,
+		proxyArgs:    o.proxyArgs,
+		interpreters: o.interpreters,
+		network:      o.network,
+		env:          o.env,
+		userMemory:   o.userMemory,
+		cpus:         o.cpus,
+		cg:           cg,
+		log:          log,
+		prefix:       fmt.Sprintf("si%d", os.Getpid()),
 	}
 	if err := e.cleanup(ctx); err != nil {
 		return nil, err
@@ -220,8 +222,8 @@ func (e *runcEngine) spec(id, kind string, memory int64, sockDir string) ociSpec
 	var s ociSpec
 	s.OCIVersion = "1.0.2"
 	s.Process.User.UID, s.Process.User.GID = containerUID, containerUID
-	s.Process.Args = append(append([]string{proxyInContainer}, e.proxyArgs...),
-		"-listen", "unix:"+socketDirInside+"/"+socketName, "-kind", kind, "-workdir", "/tmp")
+	s.Process.Args = append(append(append([]string{proxyInContainer}, e.proxyArgs...),
+		"-listen", "unix:"+socketDirInside+"/"+socketName, "-kind", kind, "-workdir", "/tmp"), e.interpreters...)
 	s.Process.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8"}, e.env...)
 	s.Process.Cwd = "/tmp"
 	// No capabilities at all: the action runs as nobody and needs none (upstream drops NET_RAW
