@@ -48,8 +48,9 @@ type FileTree struct {
 
 const (
 	defaultTmpLimit = 16 << 20
-	maxFileBytes    = 256 << 20 // a larger host file cannot be opened by a guest (EFBIG)
-	maxCacheBytes   = 1 << 30   // past this, host files are read without being kept
+	maxFileBytes    = 256 << 20 // the largest in-memory file a tree may list
+	maxCachedFile   = 1 << 20   // larger host files are read from the host on demand, not kept
+	maxCacheBytes   = 256 << 20 // past this, small host files are read without being kept
 	maxMetaEntries  = 1 << 16   // a guest probing many names cannot grow the cache without bound
 	maxPath         = 4096
 	maxSymlinks     = 40
@@ -233,6 +234,34 @@ func (t *FileTree) hostContent(p string, size int64) ([]byte, unix.Errno) {
 	}
 	t.mu.Unlock()
 	return b, 0
+}
+
+// preadHost reads host file p (visible, regular, resolved) at off into dst, opening it for this
+// read only: large files are never held by the VMM.
+func (t *FileTree) preadHost(p string, dst []byte, off int64) (int, unix.Errno) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, errnoOr(err, unix.EIO)
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(dst) {
+		m, err := unix.Pread(fd, dst[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if n > 0 {
+				break
+			}
+			return 0, errnoOr(err, unix.EIO)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, 0
 }
 
 // dirent is one directory entry as getdents64 reports it.

@@ -251,7 +251,9 @@ func TestFSPrivateTmp(t *testing.T) {
 	// The budget holds: 64 KiB in this tree.
 	big := f.call("openat", cwd, f.str("/tmp/big"), oCreat|oWronly, 0o600)
 	f.want("ftruncate past the limit", f.call("ftruncate", uint64(big), 1<<20), neg(unix.EFBIG))
-	f.want("pwrite past the limit", f.call("pwrite64", uint64(big), 0x300000, 1, 1<<17), neg(unix.ENOSPC))
+	f.want("pwrite past the limit", f.call("pwrite64", uint64(big), 0x300000, 1, 1<<17), neg(unix.EFBIG))
+	f.want("pwrite filling more than the budget", f.call("pwrite64", uint64(big), 0x300000, 8000, 60000), neg(unix.ENOSPC))
+	f.want("pwrite at a huge offset", f.call("pwrite64", uint64(big), 0x300000, 8, 1<<62), neg(unix.EFBIG))
 	f.want("unlink", f.call("unlink", f.str("/tmp/done/f")), 0)
 	f.want("rmdir", f.call("rmdir", f.str("/tmp/done")), 0)
 
@@ -408,4 +410,31 @@ func TestSocketpairAndPoll(t *testing.T) {
 	}
 	f.want("too many pollfds", f.call("poll", pfd, maxPollFDs+1, 0), neg(unix.EINVAL))
 	f.want("pollfds past memory", f.call("poll", f.mem.size()-8, 2, 0), neg(unix.EFAULT))
+}
+
+// A large host file is read from the host on demand: never kept in the tree's cache.
+func TestFSLargeHostFile(t *testing.T) {
+	f := newFSKernel(t)
+	big := make([]byte, maxCachedFile+5000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	path := filepath.Join(f.root, "lib", "big.bin")
+	if err := os.WriteFile(path, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd := uint64(f.call("openat", cwd, f.str(path), 0, 0))
+	f.want("size", f.call("lseek", fd, 0, unix.SEEK_END), int64(len(big)))
+	off := uint64(maxCachedFile + 100)
+	f.want("pread near the end", f.call("pread64", fd, 0x300000, 64, off), 64)
+	if !bytes.Equal(f.mem.b[0x300000:0x300040], big[off:off+64]) {
+		t.Fatal("pread returned other bytes")
+	}
+	addr := f.call("mmap", 0, uint64(len(big)), 1, mapPrivate, fd, 0)
+	if addr < 0 || !bytes.Equal(f.mem.b[addr:addr+int64(len(big))], big) {
+		t.Fatalf("mapping of the large file: %v", errnoName(addr))
+	}
+	if _, kept := f.k.fs.tree.content[path]; kept {
+		t.Fatal("the large file was kept in the tree's cache")
+	}
 }

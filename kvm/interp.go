@@ -15,6 +15,9 @@ import (
 // interpGap separates the program's image from the interpreter's, as unmapped pages would.
 const interpGap = 1 << 20
 
+// maxInterpBytes bounds the interpreter a program may name (ld-linux is about 200 KiB).
+const maxInterpBytes = 16 << 20
+
 // attachInterp loads p's interpreter from the guest's file tree just above p's image and makes
 // it the entry point. Errors wrap ErrBadProgram.
 func (p *program) attachInterp(t *FileTree) error {
@@ -31,6 +34,9 @@ func (p *program) attachInterp(t *FileTree) error {
 		return fmt.Errorf("%w: interpreter %s is not a file in the guest's file tree: %v", ErrBadProgram, p.interpPath, e)
 	}
 	data := n.mem
+	if n.kind == nodeHost && n.meta.st.Size > maxInterpBytes {
+		return fmt.Errorf("%w: interpreter %s has %d bytes, more than an ELF interpreter has", ErrBadProgram, n.path, n.meta.st.Size)
+	}
 	if n.kind == nodeHost {
 		if data, e = t.hostContent(n.path, n.meta.st.Size); e != 0 {
 			return fmt.Errorf("%w: read interpreter %s: %v", ErrBadProgram, n.path, e)

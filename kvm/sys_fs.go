@@ -44,8 +44,11 @@ type openFile struct {
 	flags uint64 // O_ACCMODE and O_APPEND bits of the open
 	off   int64
 	dir   bool
-	// Filled at first use: the contents of a read-only file, a tmp file's node, a listing.
+	// Filled at first use (load): the contents of a small read-only file, or host set for a large
+	// host file read on demand; a tmp file's node; a directory listing.
 	data   []byte
+	size   int64
+	host   bool
 	loaded bool
 	tmp    *tmpNode
 	ents   []dirent
@@ -263,33 +266,71 @@ func (k *kernel) isFile(fd uint64) bool {
 	return ok && kind == kindFile
 }
 
-// content returns a read-only file's bytes (loading them at first use) or a tmp file's.
-func (k *kernel) content(of *openFile) ([]byte, unix.Errno) {
-	if of.kind == nodeTmp {
-		if of.tmp == nil {
-			return nil, 0
-		}
-		return of.tmp.data, 0
-	}
-	if of.loaded {
-		return of.data, 0
+// load finds out, at first use, where an open file's bytes are: in memory (in-memory files,
+// small host files from the tree's shared cache, /tmp) or, for a large host file, on the host,
+// read on demand so a guest cannot make the VMM hold large files in memory.
+func (k *kernel) load(of *openFile) unix.Errno {
+	if of.loaded || of.kind == nodeTmp {
+		return 0
 	}
 	n, e := k.fs.lookup(of.path)
 	if e != 0 {
-		return nil, e
+		return e
 	}
 	switch n.kind {
 	case nodeMem:
-		of.data = n.mem
+		of.data, of.size = n.mem, int64(len(n.mem))
 	case nodeHost:
-		b, e := k.fs.tree.hostContent(n.path, n.meta.st.Size)
-		if e != 0 {
-			return nil, e
+		of.size = n.meta.st.Size
+		if of.size <= maxCachedFile {
+			b, e := k.fs.tree.hostContent(n.path, of.size)
+			if e != 0 {
+				return e
+			}
+			of.data, of.size = b, int64(len(b))
+		} else {
+			of.host = true
 		}
-		of.data = b
 	}
 	of.loaded = true
-	return of.data, 0
+	return 0
+}
+
+// fileSize is an open file's size.
+func (k *kernel) fileSize(of *openFile) (int64, unix.Errno) {
+	if of.kind == nodeTmp {
+		if of.tmp == nil {
+			return 0, 0
+		}
+		return int64(len(of.tmp.data)), 0
+	}
+	if e := k.load(of); e != 0 {
+		return 0, e
+	}
+	return of.size, 0
+}
+
+// readFile copies the bytes at off into dst and returns how many there were (short at the end).
+func (k *kernel) readFile(of *openFile, dst []byte, off int64) (int, unix.Errno) {
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	if of.kind == nodeTmp {
+		if of.tmp == nil || off >= int64(len(of.tmp.data)) {
+			return 0, 0
+		}
+		return copy(dst, of.tmp.data[off:]), 0
+	}
+	if e := k.load(of); e != 0 {
+		return 0, e
+	}
+	if of.host {
+		return k.fs.tree.preadHost(of.path, dst, off)
+	}
+	if off >= int64(len(of.data)) {
+		return 0, 0
+	}
+	return copy(dst, of.data[off:]), 0
 }
 
 // --- opening and closing ---
@@ -530,18 +571,22 @@ func (k *kernel) readAt(of *openFile, buf, count uint64, off int64) uint64 {
 	if of.flags&oAccmode == oWronly {
 		return errno(unix.EBADF)
 	}
-	data, e := k.content(of)
+	size, e := k.fileSize(of)
 	if e != 0 {
 		return errno(e)
 	}
-	if off >= int64(len(data)) {
+	if off >= size {
 		return 0
 	}
-	n := min(count, maxIO, uint64(int64(len(data))-off))
-	if err := k.mem.writeUser(buf, data[off:off+int64(n)]); err != nil {
+	dst, err := k.mem.user(buf, min(count, maxIO, uint64(size-off)), true)
+	if err != nil {
 		return errnoOf(err)
 	}
-	return n
+	n, e := k.readFile(of, dst, off)
+	if e != 0 {
+		return errno(e)
+	}
+	return uint64(n)
 }
 
 func sysReadvFS(k *kernel, a *sysArgs) uint64 {
@@ -559,21 +604,23 @@ func sysReadvFS(k *kernel, a *sysArgs) uint64 {
 	if r != 0 {
 		return r
 	}
-	data, e := k.content(of)
-	if e != 0 {
-		return errno(e)
-	}
 	if of.dir {
 		return errno(unix.EISDIR)
 	}
 	var total uint64
 	for _, b := range bufs {
-		if of.off >= int64(len(data)) {
-			break
+		n, e := k.readFile(of, b, of.off)
+		if e != 0 {
+			if total > 0 {
+				break
+			}
+			return errno(e)
 		}
-		n := copy(b, data[of.off:])
 		of.off += int64(n)
 		total += uint64(n)
+		if n < len(b) {
+			break
+		}
 	}
 	return total
 }
@@ -631,6 +678,9 @@ func (k *kernel) writeAt(of *openFile, b []byte, off int64) uint64 {
 	}
 	if of.flags&oAccmode == 0 || of.tmp == nil || of.dir {
 		return errno(unix.EBADF)
+	}
+	if off < 0 || off > k.fs.tree.tmpLimit() {
+		return errno(unix.EFBIG) // also keeps off+len(b) from overflowing
 	}
 	t := of.tmp
 	end := off + int64(len(b))
@@ -727,11 +777,11 @@ func sysLseekFS(k *kernel, a *sysArgs) uint64 {
 		if of.dir {
 			return errno(unix.EINVAL)
 		}
-		data, e := k.content(of)
+		size, e := k.fileSize(of)
 		if e != 0 {
 			return errno(e)
 		}
-		base = int64(len(data))
+		base = size
 	default:
 		return errno(unix.EINVAL)
 	}
@@ -1240,7 +1290,7 @@ func sysMmapFS(k *kernel, a *sysArgs) uint64 {
 	case of.flags&oAccmode == oWronly:
 		return errno(unix.EACCES)
 	}
-	data, e := k.content(of)
+	size, e := k.fileSize(of)
 	if e != 0 {
 		return errno(e)
 	}
@@ -1251,10 +1301,13 @@ func sysMmapFS(k *kernel, a *sysArgs) uint64 {
 	if int64(addr) < 0 {
 		return addr
 	}
-	if off < uint64(len(data)) {
-		n := min(a[1], uint64(len(data))-off)
-		if err := k.mem.writeUser(addr, data[off:off+n]); err != nil {
+	if off < uint64(size) {
+		dst, err := k.mem.user(addr, min(a[1], uint64(size)-off), true)
+		if err != nil {
 			return errnoOf(err)
+		}
+		if _, e := k.readFile(of, dst, int64(off)); e != 0 {
+			return errno(e)
 		}
 	}
 	return addr

@@ -230,11 +230,11 @@ func sysIoctlFS(k *kernel, a *sysArgs) uint64 {
 		if of.sock != nil {
 			n = len(of.sock.in)
 		} else if !of.dir {
-			data, e := k.content(of)
+			size, e := k.fileSize(of)
 			if e != 0 {
 				return errno(e)
 			}
-			n = max(0, len(data)-int(min(of.off, int64(len(data)))))
+			n = int(min(max(0, size-of.off), 1<<31-1))
 		}
 		b, err := k.mem.user(a[2], 4, true)
 		if err != nil {
