@@ -27,8 +27,12 @@ import (
 	"github.com/snapinvoker/snapinvoker/snapshotcache"
 )
 
-// launcherPath is where the guest finds the launcher (an in-memory file of its tree).
-const launcherPath = "/launcher/launcher.py"
+const (
+	// launcherPath is where the guest finds the launcher (an in-memory file of its tree).
+	launcherPath = "/launcher/launcher.py"
+	// runtimeBootTimeout bounds booting an interpreter to its launcher's init read.
+	runtimeBootTimeout = 2 * time.Minute
+)
 
 // pythonHost lists what Debian's python3 needs from the host, read-only: the interpreter, its
 // standard library and extension modules, Debian's dist-packages (as the container driver's
@@ -179,7 +183,9 @@ func initLine(body []byte) (line []byte, digest string, err error) {
 func (d *Driver) buildManagedFunction(ctx context.Context, family string, rt *runtimeImage, key snapshotcache.Key, line []byte, memory uint64, logLimit int64, deadline time.Time) (*snapshotcache.Image, *dryRun, error) {
 	rkey := runtimeKey(family, rt, memory)
 	rfn, err := d.openFunction(ctx, rkey, func(bctx context.Context) (*snapshotcache.Image, error) {
-		img, r, err := d.buildRuntime(bctx, rt, memory, deadline)
+		// Booting the runtime is the platform's cost, paid once for every action of the
+		// runtime: it gets its own deadline, not the first action's limits.timeout.
+		img, r, err := d.buildRuntime(bctx, rt, memory, time.Now().Add(runtimeBootTimeout))
 		if r != nil {
 			// The cache reads the runtime guest's memory after this returns; close it after.
 			d.afterStore(rkey, r.done)

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/snapinvoker/snapinvoker/activation"
 	"github.com/snapinvoker/snapinvoker/backend"
 	"github.com/snapinvoker/snapinvoker/backend/backendtest"
 	"github.com/snapinvoker/snapinvoker/runtimes"
@@ -134,5 +136,32 @@ func TestPythonActions(t *testing.T) {
 	mustInit(t, f, forks)
 	if _, err := run(t, f, forks, nil); !errors.Is(err, backend.ErrUnsupported) {
 		t.Fatalf("fork in a Python action: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestPythonRuntimeBootIsNotTheActionsTime: the first Python action of a driver has a tiny
+// limits.timeout; booting the runtime (once, for every Python action) is not charged to it: the
+// runtime snapshot is built, and the action's own /init is what times out.
+func TestPythonRuntimeBootIsNotTheActionsTime(t *testing.T) {
+	requirePython(t)
+	d := newDriver(t, "", nil)
+	defer d.Close()
+	s := pySample(t, "hello")
+	inst := start(t, d, s)
+	res, err := inst.Init(context.Background(), backend.InitRequest{Action: s.action,
+		Body: backendtest.InitBody("hello", s.code, nil), Deadline: time.Now().Add(time.Millisecond)})
+	if err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	if res.Outcome.Failure != activation.FailureTimeout {
+		t.Fatalf("Init past its deadline: %+v, want FailureTimeout", res.Outcome)
+	}
+	if st := d.Stats(); st.RuntimeBuilds != 1 {
+		t.Fatalf("RuntimeBuilds = %d: the runtime snapshot was not built under its own deadline", st.RuntimeBuilds)
+	}
+	again := start(t, d, s)
+	mustInit(t, again, s)
+	if res := mustRun(t, again, s, map[string]any{"name": "Ada"}); res.Outcome.Status != 200 {
+		t.Fatalf("after the timed-out init: %+v", res.Outcome)
 	}
 }
