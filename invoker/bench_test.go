@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ type ackWaiter struct {
 
 func watchAcks(b *testing.B, brokers []string, topic string) *ackWaiter {
 	aw := &ackWaiter{waiting: map[string]chan time.Time{}}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxWait: 5 * time.Millisecond, MaxBytes: 4 << 20})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxWait: 500 * time.Millisecond, MaxBytes: 4 << 20, ReadBackoffMin: time.Millisecond})
 	r.SetOffset(kafka.LastOffset)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -78,8 +79,8 @@ func BenchmarkKafkaRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	in := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "ping", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 5 * time.Millisecond})
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "pong", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 5 * time.Millisecond})
+	in := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "ping", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "pong", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
 	defer in.Close()
 	defer out.Close()
 	echo := kafkafeed.NewProducer(w.kafka.Brokers, activation.MaxActivationLimit)
@@ -168,21 +169,37 @@ func BenchmarkThroughput64(b *testing.B) {
 		go func() { defer wg.Done(); <-ch }()
 	}
 	wg.Wait()
+	// 64 clients, each with one activation outstanding at a time.
+	msgs := make([][]byte, b.N)
+	for i := range msgs {
+		msgs[i] = w.message("activation-message-nonblocking.json", fmt.Sprintf("d0000000%024x", i), map[string]any{
+			"action":   map[string]any{"path": "guest", "name": "echonologs", "version": "0.0.1"},
+			"revision": w.revs["guest/echonologs"]})
+	}
+	var next atomic.Int64
 	b.ResetTimer()
 	t0 := time.Now()
-	sem := make(chan struct{}, inFlight)
-	for i := 0; i < b.N; i++ {
-		sem <- struct{}{}
-		ch := fire(fmt.Sprintf("d0000000%024x", i))
+	for c := 0; c < inFlight; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case <-ch:
-			case <-time.After(time.Minute):
-				b.Error("ack missing")
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				ch := aw.expect(fmt.Sprintf("d0000000%024x", i))
+				if err := w.pub.Send(context.Background(), "invoker0", msgs[i]); err != nil {
+					b.Error(err)
+					return
+				}
+				select {
+				case <-ch:
+				case <-time.After(time.Minute):
+					b.Error("ack missing")
+					return
+				}
 			}
-			<-sem
 		}()
 	}
 	wg.Wait()

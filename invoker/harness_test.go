@@ -288,7 +288,7 @@ func readTopic(t testing.TB, brokers []string, topic string) *topicReader {
 		var offset int64
 		for ctx.Err() == nil {
 			// A reader per connection attempt: the broker may be restarted under it.
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxWait: 20 * time.Millisecond, MaxBytes: 4 << 20})
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxWait: 20 * time.Millisecond, MaxBytes: 4 << 20, ReadBackoffMin: time.Millisecond})
 			r.SetOffset(offset)
 			for {
 				m, err := r.ReadMessage(ctx)

@@ -22,32 +22,64 @@ type prepared struct {
 	codeDigest string
 }
 
-// preparedCache holds prepared actions, dropping the oldest beyond its size.
+// preparedCache holds prepared actions, dropping the oldest beyond its size. Concurrent
+// requests for the same (docid, rev) share one decoding (a burst of cold starts of one action).
 type preparedCache struct {
-	mu    sync.Mutex
-	max   int
-	items map[string]*prepared
-	order []string
+	mu       sync.Mutex
+	max      int
+	items    map[string]*prepared
+	order    []string
+	inflight map[string]*decoding
+}
+
+type decoding struct {
+	done chan struct{}
+	p    *prepared
+	err  error
 }
 
 func newPreparedCache(max int) *preparedCache {
-	return &preparedCache{max: max, items: map[string]*prepared{}}
+	return &preparedCache{max: max, items: map[string]*prepared{}, inflight: map[string]*decoding{}}
 }
 
 // get decodes doc against the manifest, or returns the earlier result for its (docid, rev).
 func (c *preparedCache) get(doc *couch.ActionDoc, m *activation.Manifest) (*prepared, error) {
 	key := doc.DocID + "\x00" + doc.Rev
 	c.mu.Lock()
-	p, ok := c.items[key]
-	c.mu.Unlock()
-	if ok {
+	if p, ok := c.items[key]; ok {
+		c.mu.Unlock()
 		return p, nil
 	}
+	if d, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		<-d.done
+		return d.p, d.err
+	}
+	d := &decoding{done: make(chan struct{})}
+	c.inflight[key] = d
+	c.mu.Unlock()
+	d.p, d.err = c.decode(doc, m)
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if d.err == nil {
+		c.items[key] = d.p
+		c.order = append(c.order, key)
+		for len(c.order) > c.max {
+			delete(c.items, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	c.mu.Unlock()
+	close(d.done)
+	return d.p, d.err
+}
+
+func (c *preparedCache) decode(doc *couch.ActionDoc, m *activation.Manifest) (*prepared, error) {
 	a, err := activation.DecodeAction(doc.JSON, m)
 	if err != nil {
 		return nil, err
 	}
-	p = &prepared{action: a, digest: hashJSON(a.Exec, a.Parameters, a.Limits, a.Annotations)}
+	p := &prepared{action: a, digest: hashJSON(a.Exec, a.Parameters, a.Limits, a.Annotations)}
 	h := sha256.New()
 	h.Write([]byte(a.Exec.Kind + "\x00" + a.Exec.EntryPoint() + "\x00"))
 	if a.Exec.Binary {
@@ -62,16 +94,6 @@ func (c *preparedCache) get(doc *couch.ActionDoc, m *activation.Manifest) (*prep
 		}
 	}
 	p.codeDigest = hex.EncodeToString(h.Sum(nil))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, dup := c.items[key]; !dup {
-		c.items[key] = p
-		c.order = append(c.order, key)
-		for len(c.order) > c.max {
-			delete(c.items, c.order[0])
-			c.order = c.order[1:]
-		}
-	}
 	return p, nil
 }
 

@@ -141,7 +141,7 @@ type Snap struct {
 	// StoreBatchSize bounds one _bulk_docs request (SNAPINVOKER_STORE_BATCH_SIZE, default 500).
 	StoreBatchSize int
 	// KafkaMaxWait is the longest a Kafka fetch waits for records (SNAPINVOKER_KAFKA_MAX_WAIT,
-	// default 20ms; upstream's fetch.max.wait.ms is 500ms).
+	// default 500ms as upstream's fetch.max.wait.ms).
 	KafkaMaxWait time.Duration
 	// StateDir holds snapshots and other on-disk state (SNAPINVOKER_STATE_DIR, --state-dir,
 	// default /var/lib/snapinvoker).
@@ -326,7 +326,7 @@ func (c *Config) parseFlags(env map[string]string, args []string) error {
 	if c.Snap.SnapshotCacheSize, err = ParseSize(*cacheSize); err != nil {
 		return &Error{"SNAPINVOKER_SNAPSHOT_CACHE_SIZE", fmt.Errorf("%w: %v", ErrInvalid, err)}
 	}
-	if c.Snap.KafkaMaxWait, err = ParseDuration(envOr(env, "SNAPINVOKER_KAFKA_MAX_WAIT", "20ms")); err != nil || c.Snap.KafkaMaxWait <= 0 {
+	if c.Snap.KafkaMaxWait, err = ParseDuration(envOr(env, "SNAPINVOKER_KAFKA_MAX_WAIT", "500ms")); err != nil || c.Snap.KafkaMaxWait <= 0 {
 		return &Error{"SNAPINVOKER_KAFKA_MAX_WAIT", fmt.Errorf("%w: %q is not a positive duration", ErrInvalid, env["SNAPINVOKER_KAFKA_MAX_WAIT"])}
 	}
 	if c.Snap.ActionCacheEntries, err = intSetting(env, "SNAPINVOKER_ACTION_CACHE_ENTRIES", 1024, 1, 1<<24); err != nil {
