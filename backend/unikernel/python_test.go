@@ -1,7 +1,10 @@
 package unikernel
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -163,5 +166,42 @@ func TestPythonRuntimeBootIsNotTheActionsTime(t *testing.T) {
 	mustInit(t, again, s)
 	if res := mustRun(t, again, s, map[string]any{"name": "Ada"}); res.Outcome.Status != 200 {
 		t.Fatalf("after the timed-out init: %+v", res.Outcome)
+	}
+}
+
+// TestPythonZipAndUnicode: a zip action (extracted into the guest's private /tmp, importing a
+// helper module next to __main__.py) and a non-ASCII round trip through params, result and logs.
+func TestPythonZipAndUnicode(t *testing.T) {
+	requirePython(t)
+	d := newDriver(t, "", nil)
+	defer d.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range []string{"__main__.py", "helper.py"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "python", "zipaction", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := zw.Create(name)
+		w.Write(b)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	z := pySample(t, "hello")
+	z.action.Name, z.action.DocID, z.action.CodeDigest = "guest/py-zip", "guest/py-zip", "py-zip"
+	z.code = backendtest.Code{Code: base64.StdEncoding.EncodeToString(buf.Bytes()), Binary: true}
+	inst := start(t, d, z)
+	mustInit(t, inst, z)
+	if res := mustRun(t, inst, z, map[string]any{"text": "zipped"}); string(res.Outcome.Body) != `{"shout":"ZIPPED!"}` {
+		t.Fatalf("zip action: %d %q", res.Outcome.Status, res.Outcome.Body)
+	}
+
+	u := pySample(t, "unicode")
+	ui := start(t, d, u)
+	mustInit(t, ui, u)
+	res := mustRun(t, ui, u, map[string]any{"delimiter": "❄"})
+	if string(res.Outcome.Body) != `{"winter":"❄ ☃ ❄"}` || len(res.Logs) != 1 || res.Logs[0].Text != "❄ ☃ ❄" {
+		t.Fatalf("unicode: %q logs %+v", res.Outcome.Body, res.Logs)
 	}
 }
