@@ -2,15 +2,20 @@ package invoker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snapinvoker/snapinvoker/activation"
+	"github.com/snapinvoker/snapinvoker/invoker/config"
+	"github.com/snapinvoker/snapinvoker/invoker/kafkafeed"
 )
 
 func aid(n int) string { return fmt.Sprintf("a1b2c3d4%024x", n) }
@@ -302,8 +307,34 @@ func TestInvokerEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("every offset committed, malformed ones included", func(t *testing.T) {
+		end, err := kafkafeed.EndOffset(context.Background(), w.kafka.Brokers, "invoker0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; p.Committed() != end; i++ {
+			if i > 3000 {
+				t.Fatalf("committed offset %d, want the end offset %d", p.Committed(), end)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
+	}
+}
+
+func TestStartRefusesInvalidManifest(t *testing.T) {
+	cfg, err := config.Load([]string{"KAFKA_HOSTS=127.0.0.1:1", `RUNTIMES_MANIFEST={"runtimes":{"nodejs":[{"kind":"nodejs:20"}]},"blackboxes":5}`,
+		"WHISK_API_HOST_NAME=x", "CONFIG_whisk_couchdb_host=h", "CONFIG_whisk_couchdb_databases_WhiskEntity=a",
+		"CONFIG_whisk_couchdb_databases_WhiskActivation=b"}, []string{"--id", "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(context.Background(), Options{Config: cfg})
+	if err == nil || !strings.HasPrefix(err.Error(), "RUNTIMES_MANIFEST: ") || !errors.Is(err, activation.ErrInvalidManifest) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Start with an invalid manifest = %v; want one line naming RUNTIMES_MANIFEST", err)
 	}
 }
 

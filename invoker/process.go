@@ -224,6 +224,9 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	return p, nil
 }
 
+// Committed is the offset of the invoker topic last committed (-1 before the first commit).
+func (p *Process) Committed() int64 { return p.feed.Committed() }
+
 // Addr is the admin API's address.
 func (p *Process) Addr() string { return p.listener.Addr().String() }
 
