@@ -60,7 +60,8 @@ type Config struct {
 	// Random seeds AT_RANDOM and serves getrandom; nil means crypto/rand.
 	Random io.Reader
 	// Files is the read-only file tree the guest sees besides its private /tmp (fs.go); nil shows
-	// no file at all. A dynamically linked program's interpreter and libraries must be in it.
+	// no file at all. A dynamically linked program's interpreter and libraries must be in it. A
+	// restore with Files nil sees the tree the snapshot's guest had (snapshots record it).
 	Files *FileTree
 }
 
