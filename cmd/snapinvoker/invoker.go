@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	_ "github.com/snapinvoker/snapinvoker/backend/container" // registers the container driver
+	_ "github.com/snapinvoker/snapinvoker/backend/unikernel" // registers the unikernel (KVM snapshot) driver
 	"github.com/snapinvoker/snapinvoker/invoker"
 	"github.com/snapinvoker/snapinvoker/invoker/config"
 )
