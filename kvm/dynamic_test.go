@@ -72,3 +72,46 @@ func TestDynamicNeedsTree(t *testing.T) {
 		t.Fatalf("New with a tree lacking /lib64: %v, want ErrBadProgram", err)
 	}
 }
+
+// Open files (with their offsets) and /tmp survive a snapshot: a restored guest goes on reading
+// where the parked one stopped, and each Reset brings the /tmp file back to its snapshot state.
+func TestDynamicSnapshotOpenFiles(t *testing.T) {
+	h := openHost(t)
+	var c captured
+	g, err := h.New(context.Background(), c.config(Config{Memory: 64 << 20, Files: libcTree()}), buildDynamic(t, "dynfiles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if ex, _ := g.Run(context.Background()); ex.Reason != BlockedOnRead {
+		t.Fatalf("stopped %v (%d): %v", ex.Reason, ex.Code, ex.Err)
+	}
+	path := filepath.Join(t.TempDir(), "files.snap")
+	if err := g.WriteSnapshot(path); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := h.OpenSnapshot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	c = captured{}
+	r, err := h.Restore(context.Background(), snap, c.config(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < 2; i++ {
+		c.stdout.Reset()
+		r.Feed([]byte("go\n"))
+		if ex, _ := r.Run(context.Background()); ex.Reason != BlockedOnRead {
+			t.Fatalf("restored run %d stopped %v: %v", i, ex.Reason, ex.Err)
+		}
+		if got, want := c.stdout.String(), "at 5: memory\n|tmp=before\n"; got != want {
+			t.Fatalf("restored run %d printed %q, want %q", i, got, want)
+		}
+		if err := r.Reset(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
