@@ -378,7 +378,7 @@ func (d *Driver) MemoryCharge(spec backend.StartSpec) int64 {
 		p := d.profiles.get(functionKey(spec.Action, ""))
 		d.mu.Unlock()
 		if p.private > 0 {
-			charge = p.private + vmOverhead
+			charge = p.private // measured with KVM's per-VM memory included
 		}
 	}
 	charge = (charge + 1<<20 - 1) &^ (1<<20 - 1) // whole MiB, as the pool accounts
