@@ -51,6 +51,10 @@ print("hi", json.dumps({"a": decimal.Decimal("1.5").as_integer_ratio()}), sys.pr
 import _asyncio, _contextvars, _decimal, _json
 import re, base64, zipfile, tempfile, io, traceback, datetime, hashlib, random, ssl, sqlite3, zlib
 assert hashlib.sha256(b"x").hexdigest().startswith("2d711642")
+ba = bytearray(300000)
+for _ in range(20):
+    ba.extend(bytes(150000))
+assert len(ba) == 3300000
 async def f(): return contextvars.ContextVar("v", default=7).get()
 try:
     f().send(None)

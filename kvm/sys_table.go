@@ -41,7 +41,7 @@ var sysTable = map[uint64]sysEntry{
 	21:  {"access", sysAccessFS},
 	22:  {"pipe", nil},
 	24:  {"sched_yield", sysZero},
-	25:  {"mremap", nil},
+	25:  {"mremap", sysMremap},
 	28:  {"madvise", sysMadvise},
 	32:  {"dup", sysDupFS},
 	33:  {"dup2", sysDup2FS},
