@@ -175,6 +175,8 @@ func (i *instance) Init(ctx context.Context, req backend.InitRequest) (backend.R
 		mine = r
 		return img, err
 	})
+	prog := i.skeletonProg
+	i.skeletonProg = nil // only a dockerskeleton instance keeps its executable
 	if mine != nil && mine.done != nil {
 		mine.done() // the cache has read its memory by now
 	}
@@ -193,7 +195,7 @@ func (i *instance) Init(ctx context.Context, req backend.InitRequest) (backend.R
 		}
 		return res, nil
 	case errors.Is(err, errSkeleton):
-		i.skeleton = i.skeletonProg
+		i.skeleton = prog
 		return answer(start, i.d.now(), 200, okBody), nil
 	case errors.As(err, &unsup):
 		i.d.countUnsupported(unsup.cause)
