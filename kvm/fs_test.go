@@ -314,7 +314,7 @@ func TestFileTreeConfig(t *testing.T) {
 }
 
 // fsCalls are the file system calls FuzzFileSyscalls drives.
-var fsCalls = []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 44, 45, 51, 53, 271, 17, 18, 19, 20, 21, 32, 33, 72, 77, 79, 80, 81, 82, 83, 84, 87, 89,
+var fsCalls = []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 16, 25, 44, 45, 51, 53, 271, 17, 18, 19, 20, 21, 32, 33, 72, 77, 79, 80, 81, 82, 83, 84, 87, 89,
 	217, 257, 258, 262, 263, 264, 267, 269, 292, 316, 332, 439}
 
 // FuzzFileSyscalls drives sequences of file system calls with arbitrary arguments and path
@@ -340,6 +340,11 @@ func FuzzFileSyscalls(f *testing.F) {
 		}
 		if !bytes.Equal(fk.mem.b[:userLo], make([]byte, userLo)) {
 			t.Fatal("a file call wrote below userLo")
+		}
+		for i, r := range fk.k.maps {
+			if r.Start >= r.End || r.Start < userLo || r.End > fk.mem.size() || (i > 0 && fk.k.maps[i-1].End > r.Start) {
+				t.Fatalf("maps inconsistent: %v", fk.k.maps)
+			}
 		}
 		for fd, of := range fk.k.fs.open {
 			if strings.Contains(of.path, "secret") || strings.HasPrefix(of.path, "/etc") {
