@@ -11,7 +11,8 @@ import (
 var (
 	// ErrNoKVM: /dev/kvm is missing or cannot be opened; run on a host with KVM.
 	ErrNoKVM = errors.New("kvm: /dev/kvm unavailable")
-	// ErrBadProgram: the executable is not a static x86-64 ELF this VMM can load.
+	// ErrBadProgram: the executable is not an x86-64 ELF this VMM can load, or it is dynamically
+	// linked and its interpreter is not in Config.Files.
 	ErrBadProgram = errors.New("kvm: unsupported program")
 	// ErrBadConfig: a Config field is out of range.
 	ErrBadConfig = errors.New("kvm: bad config")
