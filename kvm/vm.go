@@ -293,7 +293,8 @@ type Guest struct {
 	closed   bool
 }
 
-// New boots program (a static x86-64 ELF executable) in a fresh VM. The guest has not run yet:
+// New boots program (an x86-64 ELF executable: static, or dynamically linked with its interpreter
+// and libraries in cfg.Files) in a fresh VM. The guest has not run yet:
 // call Run. Close releases it.
 func (h *Host) New(ctx context.Context, cfg Config, program []byte) (*Guest, error) {
 	if err := ctx.Err(); err != nil {
