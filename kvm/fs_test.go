@@ -443,3 +443,24 @@ func TestFSLargeHostFile(t *testing.T) {
 		t.Fatal("the large file was kept in the tree's cache")
 	}
 }
+
+func TestFutexSingleThread(t *testing.T) {
+	f := newFSKernel(t)
+	var slept time.Duration
+	f.k.sleep = func(d time.Duration) { slept += d }
+	const word, ts = 0x300000, 0x300010
+	binary.LittleEndian.PutUint32(f.mem.b[word:], 7)
+	f.want("wake", f.call("futex", word, 1, 1, 0, 0, 0), 0)
+	f.want("wait on a changed word", f.call("futex", word, 0, 8, 0, 0, 0), neg(unix.EAGAIN))
+	binary.LittleEndian.PutUint64(f.mem.b[ts:], 0)
+	binary.LittleEndian.PutUint64(f.mem.b[ts+8:], 5e6)
+	f.want("timed wait", f.call("futex", word, 0, 7, ts, 0, 0), neg(unix.ETIMEDOUT))
+	if slept != 5*time.Millisecond {
+		t.Fatalf("a 5 ms timed wait slept %v", slept)
+	}
+	f.want("wait on a bad pointer", f.call("futex", 0x8000, 0, 7, 0, 0, 0), neg(unix.EFAULT))
+	f.call("futex", word, 0, 7, 0, 0, 0)
+	if f.k.stop == nil || f.k.stop.Reason != Unsupported || f.k.stop.Syscall != 202 {
+		t.Fatalf("a wait nobody can end: stop %+v, want Unsupported futex", f.k.stop)
+	}
+}
