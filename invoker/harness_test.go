@@ -166,8 +166,13 @@ func (w *world) putAction(name string, exec map[string]any, limits map[string]an
 	w.revs["guest/"+name] = rev
 }
 
-// process starts an invoker with the world's configuration and the direct executor.
+// process starts an invoker with the world's configuration, the pool and the process driver.
 func (w *world) process(extraEnv ...string) *Process {
+	w.t.Helper()
+	return w.processWith(Options{}, extraEnv...)
+}
+
+func (w *world) processWith(o Options, extraEnv ...string) *Process {
 	w.t.Helper()
 	cfg, err := config.Load(append(append([]string(nil), w.environ...), extraEnv...), []string{"--id", "0"})
 	if err != nil {
@@ -179,10 +184,11 @@ func (w *world) process(extraEnv ...string) *Process {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := Start(ctx, Options{Config: cfg, Logger: w.log, Listener: l, PingInterval: 50 * time.Millisecond,
-		NewExecutor: func(ctx context.Context, ep ExecutorParams) (Executor, error) {
-			return NewPoolExecutor(ctx, ep, w.registry)
-		}})
+	o.Config, o.Logger, o.Listener, o.PingInterval = cfg, w.log, l, 50*time.Millisecond
+	o.NewExecutor = func(ctx context.Context, ep ExecutorParams) (Executor, error) {
+		return NewPoolExecutor(ctx, ep, w.registry)
+	}
+	p, err := Start(ctx, o)
 	if err != nil {
 		w.t.Fatal(err)
 	}

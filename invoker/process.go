@@ -39,6 +39,9 @@ type Options struct {
 	Listener net.Listener
 	// PingInterval is the health ping period (1 s when zero).
 	PingInterval time.Duration
+	// AckMaxBytes bounds an ack record (MAX_ACTIVATION_LIMIT when zero); tests lower it to
+	// exercise the shrunk re-send of a too-large ack.
+	AckMaxBytes int64
 }
 
 // ExecutorParams are what an executor is built from.
@@ -187,7 +190,11 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.acks = kafkafeed.NewProducer(cfg.KafkaHosts, activation.MaxActivationLimit)
+	ackMax := o.AckMaxBytes
+	if ackMax <= 0 {
+		ackMax = activation.MaxActivationLimit
+	}
+	p.acks = kafkafeed.NewProducer(cfg.KafkaHosts, ackMax)
 	p.pings = kafkafeed.NewProducer(cfg.KafkaHosts, 1<<20)
 	events := ""
 	if cfg.UserEvents {

@@ -160,3 +160,30 @@ func TestKafkaBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTooLargeAckIsResentShrunk: Kafka refuses an ack as too large; it is sent again with the
+// response reduced to the activation id (the controller then reads the record from CouchDB).
+func TestTooLargeAckIsResentShrunk(t *testing.T) {
+	w := newWorld(t, false)
+	p := w.processWith(Options{AckMaxBytes: 4000})
+	stop := run(p)
+	id := aid(400)
+	w.invoke("echo", id, true, map[string]any{"big": strings.Repeat("x", 5000)}, nil)
+	acks := w.waitAcks(id, 2)
+	if acks[0].Kind != activation.ResultAck || acks[0].Response.Activation != nil || string(acks[0].Response.ID) != id {
+		t.Fatalf("result ack = %+v; want it shrunk to the activation id", acks[0])
+	}
+	if acks[1].Kind != activation.CompletionAck {
+		t.Fatalf("second ack = %v, want completion", acks[1].Kind)
+	}
+	rec := w.record(id).WhiskActivation
+	if !strings.Contains(string(rec.Response.Result), strings.Repeat("x", 5000)) {
+		t.Fatal("the stored record lacks the full result")
+	}
+	if body := get(t, "http://"+p.Addr()+"/metrics"); !strings.Contains(body, `snapinvoker_acks_total{kind="result",shrunk="true"} 1`) {
+		t.Fatalf("metrics do not count the shrunk result ack:\n%s", grep(body, "acks_total"))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

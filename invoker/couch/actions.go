@@ -30,11 +30,20 @@ type Actions struct {
 	c     *Client
 	db    string
 	cache *lru
+
+	mu       sync.Mutex
+	inflight map[string]*fetching // concurrent misses of one (docid, rev) share a fetch
+}
+
+type fetching struct {
+	done chan struct{}
+	doc  *ActionDoc
+	err  error
 }
 
 // NewActions returns a reader for database db caching up to entries documents.
 func NewActions(c *Client, db string, entries int) *Actions {
-	return &Actions{c: c, db: db, cache: newLRU(entries)}
+	return &Actions{c: c, db: db, cache: newLRU(entries), inflight: map[string]*fetching{}}
 }
 
 // Get returns document docid at revision rev. rev "" means the latest revision and bypasses the
@@ -42,11 +51,35 @@ func NewActions(c *Client, db string, entries int) *Actions {
 // the server returns another revision than asked for (a server ignoring If-Match), the latest is
 // read once more, as upstream does. Errors wrap ErrNotFound, ErrUnavailable or ErrBadResponse.
 func (a *Actions) Get(ctx context.Context, docid, rev string) (*ActionDoc, error) {
-	if rev != "" {
-		if d, ok := a.cache.get(docid + "\x00" + rev); ok {
-			return d, nil
+	if rev == "" {
+		return a.get(ctx, docid, rev)
+	}
+	key := docid + "\x00" + rev
+	if d, ok := a.cache.get(key); ok {
+		return d, nil
+	}
+	a.mu.Lock()
+	if f, ok := a.inflight[key]; ok {
+		a.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.doc, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
+	f := &fetching{done: make(chan struct{})}
+	a.inflight[key] = f
+	a.mu.Unlock()
+	f.doc, f.err = a.get(ctx, docid, rev)
+	a.mu.Lock()
+	delete(a.inflight, key)
+	a.mu.Unlock()
+	close(f.done)
+	return f.doc, f.err
+}
+
+func (a *Actions) get(ctx context.Context, docid, rev string) (*ActionDoc, error) {
 	d, err := a.fetch(ctx, docid, rev)
 	if err != nil {
 		return nil, err

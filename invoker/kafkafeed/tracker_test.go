@@ -84,3 +84,43 @@ func TestTrackerRandomOrder(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTracker drives the tracker with arbitrary deliveries and completions and checks the
+// invariant against a naive model: the commit point never passes an offset that was delivered
+// and not done, and equals one past the highest offset of the finished delivered prefix.
+func FuzzTracker(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 130, 129, 128})
+	f.Add([]byte{5, 3, 200, 7, 133, 135})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		tr := NewTracker(0)
+		var delivered []int64
+		done := map[int64]bool{}
+		next := int64(0)
+		for _, op := range ops {
+			if op < 128 {
+				off := next + int64(op%4) // gaps of up to 3
+				if tr.Deliver(off) {
+					delivered = append(delivered, off)
+					next = off + 1
+				}
+				continue
+			}
+			if len(delivered) == 0 {
+				continue
+			}
+			off := delivered[int(op-128)%len(delivered)]
+			tr.Done(off)
+			done[off] = true
+		}
+		want := int64(0)
+		for _, off := range delivered {
+			if !done[off] {
+				break
+			}
+			want = off + 1
+		}
+		if got, _ := tr.Commit(); got != want {
+			t.Fatalf("commit %d, want %d (delivered %v, done %v)", got, want, delivered, done)
+		}
+	})
+}
