@@ -59,7 +59,19 @@ func parseEntityName(p string) (name entityName, listPkg bool, err error) {
 
 // loadAction reads an action document; a missing one or one of another collection are the
 // API's 404 and 409.
+//
+// Parsed documents are kept by revision (the current one is checked in memory), so a warm
+// invoke does not re-read and re-parse an action with megabytes of code. Callers must not
+// modify the returned document.
 func (s *Server) loadAction(docID string) (*actionDoc, string, error) {
+	if rev, err := s.store.Whisks.Rev(docID); err == nil {
+		s.cacheMu.Lock()
+		c, ok := s.actionCache[docID]
+		s.cacheMu.Unlock()
+		if ok && c.rev == rev {
+			return c.doc, rev, nil
+		}
+	}
 	d, err := s.store.Whisks.Get(docID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", newAPIError(http.StatusNotFound, msgNotFound)
@@ -74,8 +86,23 @@ func (s *Server) loadAction(docID string) (*actionDoc, string, error) {
 	if a.EntityType != "" && a.EntityType != "action" {
 		return nil, "", newAPIError(http.StatusConflict, msgNotInCollection)
 	}
+	s.cacheMu.Lock()
+	if len(s.actionCache) >= maxCachedActions {
+		s.actionCache = map[string]cachedAction{}
+	}
+	s.actionCache[docID] = cachedAction{rev: d.Rev, doc: &a}
+	s.cacheMu.Unlock()
 	return &a, d.Rev, nil
 }
+
+// cachedAction is a parsed action document at one revision.
+type cachedAction struct {
+	rev string
+	doc *actionDoc
+}
+
+// maxCachedActions bounds the parsed-action cache; past it the cache starts over.
+const maxCachedActions = 4096
 
 // served is the action as the API returns it.
 func served(a actionDoc, withCode bool) actionDoc {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,6 +79,9 @@ type Server struct {
 	now    func() time.Time
 	engine *gin.Engine
 	limits Limits
+
+	cacheMu     sync.Mutex
+	actionCache map[string]cachedAction
 }
 
 // New builds the server and bootstraps the configured users.
@@ -98,7 +102,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Manifest = m
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, lb: cfg.Balancer, log: cfg.Logger, now: cfg.Now, limits: cfg.Limits}
+	s := &Server{cfg: cfg, store: cfg.Store, lb: cfg.Balancer, log: cfg.Logger, now: cfg.Now, limits: cfg.Limits,
+		actionCache: map[string]cachedAction{}}
 	auth, err := newAuthenticator(cfg.Store, cfg.Users)
 	if err != nil {
 		return nil, err

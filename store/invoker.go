@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/snapinvoker/snapinvoker/invoker/couch"
 )
@@ -13,17 +14,36 @@ import (
 // CouchDB client (invoker/couch.Actions.Get, invoker/couch.Store.Put); the types below give the
 // standalone invoker this store instead, with the same errors, so the invoker runs unchanged.
 
-// Actions reads action documents from the entities database for the invoker.
-type Actions struct{ s *Store }
+// Actions reads action documents from the entities database for the invoker. The document of
+// the current revision is kept, as CouchDB's client keeps it by (docid, revision): a warm
+// invoke of an action with megabytes of code does not read and copy them again.
+type Actions struct {
+	s     *Store
+	mu    sync.Mutex
+	cache map[string]*couch.ActionDoc // docid → document at its current revision
+}
+
+// maxCachedActions bounds the cache; past it the cache starts over.
+const maxCachedActions = 1024
 
 // InvokerActions returns the invoker's view of the entities database.
-func (s *Store) InvokerActions() *Actions { return &Actions{s} }
+func (s *Store) InvokerActions() *Actions {
+	return &Actions{s: s, cache: map[string]*couch.ActionDoc{}}
+}
 
 // Get returns the current document docid. Only the latest revision is kept; like a CouchDB
 // server that ignores If-Match, it is returned whatever rev asks for, and the caller compares.
 // Code is always inline in documents the standalone controller writes, so Attachment is empty.
 // Errors wrap couch.ErrNotFound or couch.ErrUnavailable.
 func (a *Actions) Get(ctx context.Context, docid, rev string) (*couch.ActionDoc, error) {
+	if cur, err := a.s.Whisks.Rev(docid); err == nil {
+		a.mu.Lock()
+		d := a.cache[docid]
+		a.mu.Unlock()
+		if d != nil && d.Rev == cur {
+			return d, nil
+		}
+	}
 	d, err := a.s.Whisks.Get(docid)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("store: action %s: %w", docid, couch.ErrNotFound)
@@ -31,7 +51,14 @@ func (a *Actions) Get(ctx context.Context, docid, rev string) (*couch.ActionDoc,
 	if err != nil {
 		return nil, fmt.Errorf("store: action %s: %v: %w", docid, err, couch.ErrUnavailable)
 	}
-	return &couch.ActionDoc{DocID: d.ID, Rev: d.Rev, JSON: d.JSON()}, nil
+	doc := &couch.ActionDoc{DocID: d.ID, Rev: d.Rev, JSON: d.JSON()}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedActions {
+		a.cache = map[string]*couch.ActionDoc{}
+	}
+	a.cache[docid] = doc
+	a.mu.Unlock()
+	return doc, nil
 }
 
 // ActivationWriter writes activation records for the invoker.

@@ -398,3 +398,27 @@ func TestInvokerAdapters(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestInvokerActionsFollowRevisions(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	a := s.InvokerActions()
+	rev1, _ := s.Whisks.Put("guest/x", "", []byte(`{"v":1}`))
+	d1, err := a.Get(ctx, "guest/x", rev1)
+	if err != nil || d1.Rev != rev1 {
+		t.Fatal(d1, err)
+	}
+	if again, _ := a.Get(ctx, "guest/x", rev1); again != d1 {
+		t.Fatal("the current revision was read again instead of reused")
+	}
+	rev2, _ := s.Whisks.Put("guest/x", rev1, []byte(`{"v":2}`))
+	d2, err := a.Get(ctx, "guest/x", rev2)
+	if err != nil || d2.Rev != rev2 || !strings.Contains(string(d2.JSON), `"v":2`) {
+		t.Fatalf("after an update: %+v %v", d2, err)
+	}
+	s.Whisks.Delete("guest/x", "")
+	if _, err := a.Get(ctx, "guest/x", rev2); !errors.Is(err, couch.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
