@@ -20,6 +20,10 @@ type Pool struct {
 	refill         chan struct{}
 	stop           context.CancelFunc
 	done           sync.WaitGroup
+	// touch is the working set learned from the first guest restored from the pool, run in every
+	// VM prepared after (prefault.go); nil until learned.
+	touchMu sync.Mutex
+	touch   touchRuns
 }
 
 // NewPool starts a pool that keeps size VMs ready until ctx ends or Close, each with a memory
@@ -44,7 +48,7 @@ func (p *Pool) fill(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			sh, err := p.newShell()
+			sh, err := p.newShell(true)
 			if err != nil {
 				break // out of resources for now; retry on the next refill request
 			}
@@ -68,12 +72,12 @@ func (p *Pool) get() (*shell, error) {
 	case sh := <-p.ready:
 		return sh, nil
 	default:
-		return p.newShell()
+		return p.newShell(false) // a caller waits: no prefault (it takes longer than it saves)
 	}
 }
 
 // newShell creates a VM prepared for the pool's snapshot.
-func (p *Pool) newShell() (*shell, error) {
+func (p *Pool) newShell(prefault bool) (*shell, error) {
 	sh, err := p.h.newShell()
 	if err != nil || p.like == nil {
 		return sh, err
@@ -92,6 +96,11 @@ func (p *Pool) newShell() (*shell, error) {
 		sh.close()
 		return nil, err
 	}
+	if prefault {
+		if err := p.prefault(sh); err != nil {
+			return p.newShell(false) // prefaulting is off from now on
+		}
+	}
 	sh.prepared = p.like
 	return sh, nil
 }
@@ -102,7 +111,11 @@ func (p *Pool) Restore(ctx context.Context, snap *Snapshot, cfg Config) (*Guest,
 	if err != nil {
 		return nil, err
 	}
-	return p.h.restoreInto(sh, snap, cfg)
+	g, err := p.h.restoreInto(sh, snap, cfg)
+	if err == nil {
+		g.pool = p
+	}
+	return g, err
 }
 
 // Close stops refilling and destroys the shells not handed out.

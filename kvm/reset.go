@@ -19,6 +19,7 @@ func (g *Guest) Reset() error {
 	if g.snap.image == nil {
 		return fmt.Errorf("%w: its snapshot was closed", ErrClosed)
 	}
+	g.learnWorkingSet()
 	log, err := g.dirtyPages()
 	if err != nil {
 		return err

@@ -290,6 +290,7 @@ type Guest struct {
 	logDirty bool // slots log dirty pages (restored guests, for Reset)
 	dirtyLog []uint64
 	dirty    dirtyPolicy // which pages Reset leaves writable (dirty_hot.go)
+	pool     *Pool       // the pool it was restored from, which learns its working set (prefault.go)
 	closed   bool
 }
 
