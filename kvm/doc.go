@@ -61,7 +61,9 @@
 // Restore maps the image MAP_PRIVATE: instances share every page none of them wrote. Reset
 // (reset.go) copies back the pages KVM's dirty log and the VMM's own record say were written;
 // pages the guest writes at every activation stay writable across resets and are simply copied
-// back each time, instead of costing a write-protection fault each (dirty_hot.go).
+// back each time, instead of costing a write-protection fault each (dirty_hot.go). A Pool learns
+// its snapshot's working set from the first guest it restored and prefaults it in the VMs it
+// prepares, so their shadow page tables already map it (prefault.go).
 //
 // # Costs and limits (measured on kvm-pvm, see bench_test.go)
 //

@@ -185,7 +185,7 @@ func (p *Pool) prefault(sh *shell) error {
 	return nil
 }
 
-// sortedPages is a helper for tests: the pages of runs, ascending, with their write flags.
+// pages lists the pages of runs, ascending, read-only and written apart (for tests).
 func (r touchRuns) pages() (read, write []uint64) {
 	for i := 0; i+8 <= len(r); i += 8 {
 		first := uint64(binary.LittleEndian.Uint32(r[i:]))
