@@ -46,7 +46,7 @@ func expectations(lang, ext string) []expectation {
 		{action: lang + "/context." + ext, status: 200, apiStatus: "success", contains: `"namespace":"guest"`},
 		{action: lang + "/sleep." + ext, params: map[string]any{"ms": 20}, status: 200, apiStatus: "success", result: `{"slept":20}`},
 		{action: lang + "/sleep." + ext, params: map[string]any{"ms": 3000}, limits: &owclient.Limits{Timeout: 300},
-			status: 502, apiStatus: "action developer error", contains: "The action exceeded its time limits of 300 milliseconds."},
+			status: 502, apiStatus: "action developer error", contains: "The action exceeded its time limits of 300 milliseconds"},
 		{action: lang + "/throws." + ext, status: 502, apiStatus: throwsStatus, contains: "thrown on purpose"},
 		{action: lang + "/exit." + ext, status: 502, apiStatus: "action developer error"},
 		{action: lang + "/initfail." + ext, status: 502, apiStatus: "action developer error"},
