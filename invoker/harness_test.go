@@ -253,8 +253,14 @@ func (w *world) publish(value []byte) {
 // record reads a stored activation record, waiting for it to appear.
 func (w *world) record(id string) *activation.StoredActivation {
 	w.t.Helper()
+	return w.recordIn("guest", id)
+}
+
+// recordIn reads the record of activation id invoked in namespace ns.
+func (w *world) recordIn(ns, id string) *activation.StoredActivation {
+	w.t.Helper()
 	for i := 0; ; i++ {
-		b, err := w.db.GetDoc(context.Background(), activationDB, "guest/"+id, "")
+		b, err := w.db.GetDoc(context.Background(), activationDB, ns+"/"+id, "")
 		if err == nil {
 			r, err := activation.DecodeStoredActivation(b)
 			if err != nil {

@@ -3,6 +3,8 @@ package invoker
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -75,7 +77,8 @@ func NewPoolExecutor(ctx context.Context, p ExecutorParams, registry *backend.Re
 	for _, r := range p.Config.Snap.Drivers {
 		order[r.Kind] = r.Drivers
 	}
-	set, err := backend.OpenSet(ctx, backend.SetConfig{Registry: registry, Order: order, Logger: p.Logger, DataDir: p.Config.Snap.StateDir})
+	set, err := backend.OpenSet(ctx, backend.SetConfig{Registry: registry, Order: order, Logger: p.Logger,
+		DataDir: p.Config.Snap.StateDir, Options: driverOptions(p.Config)})
 	if err != nil {
 		return nil, err
 	}
@@ -103,4 +106,32 @@ func poolConfig(c config.Config, m *activation.Manifest) pool.Config {
 		pc.StemCells = append(pc.StemCells, cell)
 	}
 	return pc
+}
+
+// driverOptions are the configured per-driver options, with the container driver told the API
+// host and user memory (upstream's docker run -e __OW_API_HOST and --cpu-shares) and, when
+// INVOKER_OPTS names upstream's Docker container factory, the Docker engine.
+func driverOptions(c config.Config) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for d, kv := range c.Snap.DriverOptions {
+		out[d] = map[string]string{}
+		for k, v := range kv {
+			out[d][k] = v
+		}
+	}
+	ct := out["container"]
+	if ct == nil {
+		ct = map[string]string{}
+		out["container"] = ct
+	}
+	defaults := map[string]string{"api-host": c.APIHost, "user-memory": strconv.FormatInt(c.UserMemory, 10)}
+	if strings.HasSuffix(c.ContainerFactory, ".DockerContainerFactoryProvider") {
+		defaults["engine"] = "docker"
+	}
+	for k, v := range defaults {
+		if _, set := ct[k]; !set {
+			ct[k] = v
+		}
+	}
+	return out
 }

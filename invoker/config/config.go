@@ -140,6 +140,10 @@ type Snap struct {
 	ActionCacheEntries int
 	// StoreBatchSize bounds one _bulk_docs request (SNAPINVOKER_STORE_BATCH_SIZE, default 500).
 	StoreBatchSize int
+	// DriverOptions are per-driver options (SNAPINVOKER_DRIVER_OPTIONS, --driver-options):
+	// "container.engine=docker;container.docker-network=openwhisk" gives the container driver
+	// engine=docker and docker-network=openwhisk.
+	DriverOptions map[string]map[string]string
 	// KafkaMaxWait is the longest a Kafka fetch waits for records (SNAPINVOKER_KAFKA_MAX_WAIT,
 	// default 500ms as upstream's fetch.max.wait.ms).
 	KafkaMaxWait time.Duration
@@ -300,6 +304,7 @@ func (c *Config) parseFlags(env map[string]string, args []string) error {
 	fs.StringVar(&overwrite, "overwriteId", "", "reassign the unique name to this id")
 	drivers := fs.String("drivers", env["SNAPINVOKER_DRIVERS"], "driver order per kind")
 	cacheSize := fs.String("snapshot-cache-size", envOr(env, "SNAPINVOKER_SNAPSHOT_CACHE_SIZE", "2g"), "snapshot cache size")
+	driverOpts := fs.String("driver-options", env["SNAPINVOKER_DRIVER_OPTIONS"], "per-driver options")
 	fs.StringVar(&c.Snap.StateDir, "state-dir", envOr(env, "SNAPINVOKER_STATE_DIR", "/var/lib/snapinvoker"), "state directory")
 	if err := fs.Parse(args); err != nil {
 		return &Error{"command line", fmt.Errorf("%w: %v", ErrInvalid, err)}
@@ -322,6 +327,9 @@ func (c *Config) parseFlags(env map[string]string, args []string) error {
 	}
 	if c.Snap.Drivers, err = ParseDriverRules(*drivers); err != nil {
 		return &Error{"SNAPINVOKER_DRIVERS", fmt.Errorf("%w: %v", ErrInvalid, err)}
+	}
+	if c.Snap.DriverOptions, err = ParseDriverOptions(*driverOpts); err != nil {
+		return &Error{"SNAPINVOKER_DRIVER_OPTIONS", fmt.Errorf("%w: %v", ErrInvalid, err)}
 	}
 	if c.Snap.SnapshotCacheSize, err = ParseSize(*cacheSize); err != nil {
 		return &Error{"SNAPINVOKER_SNAPSHOT_CACHE_SIZE", fmt.Errorf("%w: %v", ErrInvalid, err)}
@@ -369,6 +377,27 @@ func ParseDriverRules(s string) ([]DriverRule, error) {
 		rules = append(rules, r)
 	}
 	return rules, nil
+}
+
+// ParseDriverOptions parses "driver.key=value;driver.key=value".
+func ParseDriverOptions(s string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		kv, val, ok := strings.Cut(part, "=")
+		drv, key, ok2 := strings.Cut(strings.TrimSpace(kv), ".")
+		if !ok || !ok2 || !driverName.MatchString(drv) || key == "" {
+			return nil, fmt.Errorf("option %q is not DRIVER.KEY=VALUE", part)
+		}
+		if out[drv] == nil {
+			out[drv] = map[string]string{}
+		}
+		out[drv][key] = strings.TrimSpace(val)
+	}
+	return out, nil
 }
 
 func envOr(env map[string]string, k, def string) string {

@@ -81,6 +81,7 @@ func TestLoadUpstreamSettings(t *testing.T) {
 		"CONFIG_whisk_activation_storeBlockingResultLevel=STORE_FAILURES",
 		"INVOKER_OPTS=-Dwhisk.spi.ContainerFactoryProvider=org.apache.openwhisk.core.containerpool.kubernetes.KubernetesContainerFactoryProvider -Dwhisk.container-pool.user-memory=4g",
 		"SNAPINVOKER_DRIVERS=python:*=unikernel,container;*=container",
+		"SNAPINVOKER_DRIVER_OPTIONS=container.engine=docker; container.docker-network=ow;unikernel.x=1",
 	)
 	c, err := Load(env, []string{"--uniqueName", "owdev-invoker-0", "--displayedName", "node-a"})
 	if err != nil {
@@ -117,6 +118,9 @@ func TestLoadUpstreamSettings(t *testing.T) {
 		{"maxpeek", c.MaxPeek(), 3200},
 		{"python", strings.Join(c.Snap.DriversFor("python:3.11"), ","), "unikernel,container"},
 		{"nodejs", strings.Join(c.Snap.DriversFor("nodejs:20"), ","), "container"},
+		{"engine", c.Snap.DriverOptions["container"]["engine"], "docker"},
+		{"network", c.Snap.DriverOptions["container"]["docker-network"], "ow"},
+		{"uniopt", c.Snap.DriverOptions["unikernel"]["x"], "1"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -155,6 +159,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad store level", base("CONFIG_whisk_activation_storeNonBlockingResultLevel=SOMETIMES"), id, "CONFIG_whisk_activation_storeNonBlockingResultLevel", ErrInvalid},
 		{"bad drivers", base("SNAPINVOKER_DRIVERS=python:*"), id, "SNAPINVOKER_DRIVERS", ErrInvalid},
 		{"bad driver name", base(), []string{"--id", "0", "--drivers", "*=Uni Kernel"}, "SNAPINVOKER_DRIVERS", ErrInvalid},
+		{"bad driver option", base("SNAPINVOKER_DRIVER_OPTIONS=engine=docker"), id, "SNAPINVOKER_DRIVER_OPTIONS", ErrInvalid},
 		{"bad cache size", base(), []string{"--id", "0", "--snapshot-cache-size", "big"}, "SNAPINVOKER_SNAPSHOT_CACHE_SIZE", ErrInvalid},
 		{"bad couch provider", base("CONFIG_whisk_couchdb_provider=Cloudant"), id, "CONFIG_whisk_couchdb_provider", ErrInvalid},
 	}
