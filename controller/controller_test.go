@@ -39,12 +39,12 @@ type scriptedInvoker struct {
 	seen   []*activation.ActivationMessage
 }
 
-func startScriptedInvoker(t *testing.T, brokers []string, st *store.Store) *scriptedInvoker {
+func startScriptedInvoker(t testing.TB, brokers []string, st *store.Store) *scriptedInvoker {
 	si := &scriptedInvoker{
 		st: st,
 		reader: kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: "invoker0", MinBytes: 1, MaxBytes: 8 << 20,
 			MaxWait: 100 * time.Millisecond, ReadBackoffMin: time.Millisecond, ReadBackoffMax: 10 * time.Millisecond}),
-		writer: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "completed0", BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireOne},
+		writer: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "completed0", BatchTimeout: time.Millisecond, BatchSize: 1, RequiredAcks: kafka.RequireOne},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	si.wg.Add(1)
@@ -75,7 +75,7 @@ func startScriptedInvoker(t *testing.T, brokers []string, st *store.Store) *scri
 	return si
 }
 
-func (si *scriptedInvoker) answer(ctx context.Context, t *testing.T, msg *activation.ActivationMessage) {
+func (si *scriptedInvoker) answer(ctx context.Context, t testing.TB, msg *activation.ActivationMessage) {
 	name := msg.Action.Name
 	var resp activation.ActivationResponse
 	content := msg.Content
@@ -148,7 +148,7 @@ type harness struct {
 	invoker *scriptedInvoker
 }
 
-func newHarness(t *testing.T, dir string, withInvoker bool) *harness {
+func newHarness(t testing.TB, dir string, withInvoker bool) *harness {
 	t.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {

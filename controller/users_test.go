@@ -12,7 +12,7 @@ func TestParseUsers(t *testing.T) {
 		t.Fatalf("ParseUsers(good) = %v, %v", u, err)
 	}
 	for _, bad := range []string{
-		`{"users": {"bob": "` + otherKey + `"}}`,                                  // name shorter than 5
+		`{"users": {"bob": "` + otherKey + `"}}`,                                 // name shorter than 5
 		`{"users": {"alice.dev": "not-a-key"}}`,                                  // no uuid:key
 		`{"users": {"alice.dev": "11111111-2222-4333-8444-555555555555:short"}}`, // key not 64 characters
 		`{"users": {"bad name!": "` + otherKey + `"}}`,                           // illegal characters
