@@ -3,7 +3,7 @@ package kvm
 // Pooled VMs learn their snapshot's working set. Under shadow paging (kvm-pvm) the first touch
 // of every guest page in a fresh VM is a fault handled by KVM, so a fresh restore of a Python
 // function pays several hundred of them during its first activation. A Pool therefore learns,
-// from the first activation of the first guest restored from it (at that guest's first Reset),
+// from the first guest restored from it that ran (at that guest's first Reset, or its Close),
 // which pages the guest touched and which it wrote — the pages the host mapping holds, from
 // /proc/self/pagemap — and every VM it prepares afterwards runs a few bytes of code (toucherCode)
 // in the guest that reads each of those pages and writes back the byte it read to each written
@@ -146,10 +146,11 @@ func (sh *shell) touch(runs touchRuns) error {
 	}
 }
 
-// learnWorkingSet gives the pool a guest's working set at the guest's first Reset, once per pool.
+// learnWorkingSet gives the pool a guest's working set, once per pool, at the first Reset or
+// Close of a guest restored from it that ran since its restore.
 func (g *Guest) learnWorkingSet() {
 	p := g.pool
-	if p == nil || g.snap != p.like {
+	if p == nil || g.snap != p.like || g.exits == 0 || g.mem == nil || g.closed {
 		return
 	}
 	p.touchMu.Lock()
@@ -201,4 +202,11 @@ func (r touchRuns) pages() (read, write []uint64) {
 	sort.Slice(read, func(i, j int) bool { return read[i] < read[j] })
 	sort.Slice(write, func(i, j int) bool { return write[i] < write[j] })
 	return read, write
+}
+
+// learned returns the pool's working set (nil until learned).
+func (p *Pool) learned() touchRuns {
+	p.touchMu.Lock()
+	defer p.touchMu.Unlock()
+	return p.touch
 }

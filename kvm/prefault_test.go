@@ -84,7 +84,7 @@ func TestPoolPrefaultsWorkingSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.Close()
-	read, write := pool.touch.pages()
+	read, write := pool.learned().pages()
 	if len(read) == 0 || len(write) == 0 {
 		t.Fatalf("the pool learned %d read and %d written pages", len(read), len(write))
 	}
@@ -111,5 +111,47 @@ func TestPoolPrefaultsWorkingSet(t *testing.T) {
 		if string(warm.mem.b[p:p+pageSize]) != string(snap.image[p:p+pageSize]) {
 			t.Fatalf("after Reset, page %#x differs from the snapshot", p)
 		}
+	}
+}
+
+// A pooled guest that is closed without a Reset (a runtime snapshot's guest after /init) teaches
+// its pool too; one that never ran does not.
+func TestPoolLearnsAtClose(t *testing.T) {
+	h := openHost(t)
+	var c captured
+	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	runTo(t, g, &c, BlockedOnRead)
+	path := filepath.Join(t.TempDir(), "runtime.snap")
+	if err := g.WriteSnapshot(path); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := h.OpenSnapshot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	pool := h.NewPool(context.Background(), 1, snap)
+	defer pool.Close()
+	idle, err := pool.Restore(context.Background(), snap, c.config(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle.Close()
+	if pool.learned() != nil {
+		t.Fatal("a guest that never ran taught the pool")
+	}
+	r, err := pool.Restore(context.Background(), snap, c.config(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Feed(initLine(t, "hello.py"))
+	runTo(t, r, &c, BlockedOnRead)
+	r.Close()
+	if read, _ := pool.learned().pages(); len(read) == 0 {
+		t.Fatal("the pool learned nothing from a guest closed after /init")
 	}
 }

@@ -394,6 +394,7 @@ func (g *Guest) Close() error {
 	if g.closed {
 		return nil
 	}
+	g.learnWorkingSet() // a pooled guest that ran teaches its pool (prefault.go)
 	g.closed = true
 	var errs []error
 	if g.sh != nil {
