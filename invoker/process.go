@@ -39,6 +39,9 @@ type Options struct {
 	Listener net.Listener
 	// PingInterval is the health ping period (1 s when zero).
 	PingInterval time.Duration
+	// FetchRetry bounds the retries of an action fetch while CouchDB is unreachable (10 s
+	// when zero).
+	FetchRetry time.Duration
 	// AckMaxBytes bounds an ack record (MAX_ACTIVATION_LIMIT when zero); tests lower it to
 	// exercise the shrunk re-send of a too-large ack.
 	AckMaxBytes int64
@@ -205,7 +208,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		StoreBlocking: blockingLevel, StoreNonBlocking: nonBlockingLevel,
 		TopicPrefix: cfg.Kafka.TopicPrefix, UserEventsTopic: events,
 		Feed: p.feed, Acks: p.acks, Actions: actions, Records: records, Executor: exe,
-		Metrics: p.Metrics, Logger: log, RedeliveryBound: bound,
+		Metrics: p.Metrics, Logger: log, RedeliveryBound: bound, FetchRetry: o.FetchRetry,
 	})
 	if err != nil {
 		return nil, err
