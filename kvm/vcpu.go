@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,24 +17,104 @@ type vcpu struct {
 	fd     int
 	runMap []byte
 	run    *kvmRunPage
-	// tid is the OS thread inside KVM_RUN (0 when none), the target of interrupt's signal.
-	tid atomic.Int32
-	// run numbers each Run call; stopping holds the number of the run asked to stop, so a late
-	// timer of an earlier run cannot stop a later one.
-	runGen, stopping atomic.Uint64
+
+	// mu orders stop requests (interrupt, called from a context's AfterFunc or a timer, on any
+	// goroutine) against the start and end of Run and against close. A stop request touches
+	// kvm_run and signals the vCPU's thread only while it holds mu and its run is still the
+	// active one, so once Run's end (or close) has taken mu, a callback that is late, or still in
+	// flight, touches nothing: not a kvm_run page Close has unmapped, not a thread that Run has
+	// given back to the Go scheduler.
+	mu sync.Mutex
+	// active is the number of the Run in progress, 0 when none; runGen numbers Run calls.
+	active, runGen uint64
+	// tid is active's OS thread, read by Gettid after LockOSThread and cleared before the
+	// thread is unlocked: the target of interrupt's signal.
+	tid int
+	// wake, when set, is closed by a stop request: it ends a host-side wait of the active run
+	// (wait, a sleeping system call).
+	wake chan struct{}
+	// closed: the kvm_run page is unmapped; nothing may touch it.
+	closed bool
+	// stopping holds the number of the run asked to stop; Run's loop reads it without mu.
+	stopping atomic.Uint64
 }
 
-// interrupt makes run gen of the vCPU leave KVM_RUN soon: immediate_exit covers the window
-// before the ioctl, the signal (SIGURG, which the Go runtime already tolerates as its preemption
-// signal) the time inside it.
+// interrupt makes run gen of the vCPU leave KVM_RUN (or a host-side wait) soon: immediate_exit
+// covers the window before the ioctl, the signal (SIGURG, which the Go runtime already tolerates
+// as its preemption signal) the time inside it. It does nothing once run gen has ended.
 func (v *vcpu) interrupt(gen uint64) {
-	if v.runGen.Load() != gen {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed || v.active != gen {
 		return
 	}
 	v.stopping.Store(gen)
 	v.run.setImmediateExit(true)
-	if tid := v.tid.Load(); tid != 0 {
-		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	if v.wake != nil {
+		close(v.wake)
+		v.wake = nil
+	}
+	if v.tid != 0 {
+		// The thread is still locked to Run's goroutine: Run clears tid under mu before
+		// unlocking it.
+		unix.Tgkill(unix.Getpid(), v.tid, unix.SIGURG)
+	}
+}
+
+// begin registers a Run on the calling goroutine, which holds LockOSThread, and returns its
+// number.
+func (v *vcpu) begin() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.runGen++
+	v.active = v.runGen
+	v.tid = unix.Gettid()
+	v.wake = nil
+	// A stop request of an earlier run can no longer set it (it finds that run inactive).
+	v.run.setImmediateExit(false)
+	return v.active
+}
+
+// end unregisters the active Run; from here on its stop requests are no-ops. It must run before
+// the thread is unlocked.
+func (v *vcpu) end() {
+	v.mu.Lock()
+	v.active, v.tid, v.wake = 0, 0, nil
+	v.mu.Unlock()
+}
+
+// markClosed is called before the kvm_run page is unmapped: it waits for a stop request that is
+// touching the page and makes later ones no-ops.
+func (v *vcpu) markClosed() {
+	v.mu.Lock()
+	v.closed, v.active, v.tid, v.wake = true, 0, 0, nil
+	v.mu.Unlock()
+}
+
+// wait blocks the active run's thread for d unless that run is asked to stop first, and reports
+// whether it waited the whole time. Outside a Run it simply sleeps.
+func (v *vcpu) wait(d time.Duration) bool {
+	v.mu.Lock()
+	gen := v.active
+	if gen != 0 && v.stopping.Load() == gen {
+		v.mu.Unlock()
+		return false
+	}
+	var wake chan struct{}
+	if gen != 0 {
+		if v.wake == nil {
+			v.wake = make(chan struct{})
+		}
+		wake = v.wake
+	}
+	v.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-wake: // nil outside a Run: never ready
+		return false
 	}
 }
 
@@ -51,10 +132,10 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	v := g.sh.cpu
-	gen := v.runGen.Add(1)
-	v.run.setImmediateExit(false)
-	v.tid.Store(int32(unix.Gettid()))
-	defer v.tid.Store(0)
+	gen := v.begin()
+	// Deferred after UnlockOSThread, so it runs before it: no stop request of this run signals
+	// the thread once the Go scheduler may give it to other goroutines.
+	defer v.end()
 	stop := func() { v.interrupt(gen) }
 	stopCtx := context.AfterFunc(ctx, stop)
 	defer stopCtx()
@@ -81,12 +162,7 @@ func (g *Guest) Run(ctx context.Context) (Exit, error) {
 		v.run.ValidRegs = syncRegs
 		err := runOnce(v.fd)
 		if err == unix.EINTR {
-			// Go's preemption signal, or a stop: the loop head tells them apart. An earlier
-			// run's late interrupt may have left immediate_exit set; clear it unless this run is
-			// the one stopping (the loop head looks again before the next KVM_RUN).
-			if v.stopping.Load() != gen {
-				v.run.setImmediateExit(false)
-			}
+			// Go's preemption signal, or a stop: the loop head tells them apart.
 			continue
 		}
 		if err != nil {

@@ -164,6 +164,7 @@ func (s *shell) close() error {
 		errs = append(errs, unix.Munmap(s.slot))
 	}
 	if s.cpu != nil {
+		s.cpu.markClosed() // waits out a stop request still touching kvm_run
 		if s.cpu.runMap != nil {
 			errs = append(errs, unix.Munmap(s.cpu.runMap))
 		}
