@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/snapinvoker/snapinvoker/controller"
+	"github.com/snapinvoker/snapinvoker/controller/standalone"
 	"github.com/snapinvoker/snapinvoker/e2e/owclient"
 )
 
@@ -300,5 +304,34 @@ func TestInvokersReportHealth(t *testing.T) {
 	r, _ := in.guest.Do(ctx, "GET", "/invokers", nil, nil)
 	if !strings.Contains(string(r.Body), `"invoker0`) || !strings.Contains(string(r.Body), `"up"`) {
 		t.Fatalf("/invokers = %s", r.Body)
+	}
+}
+
+// TestExternalKafka: --kafka HOST:PORT uses that broker instead of the embedded one (here a
+// kfake cluster the test runs, without seeded topics: the standalone creates them).
+func TestExternalKafka(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	ctx := ctxT(t)
+	s, err := standalone.Start(ctx, standalone.Options{Port: 0, DataDir: shortTempDir(t), Kafka: cluster.ListenAddrs()[0],
+		StartInvoker: invokerStarter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Embedded || s.Brokers[0] != cluster.ListenAddrs()[0] {
+		t.Fatalf("brokers %v embedded %v, want the external %s", s.Brokers, s.Embedded, cluster.ListenAddrs()[0])
+	}
+	c := owclient.New(s.APIHost, controller.GuestKey)
+	code := sample(t, "python/echo.py")
+	if _, err := c.PutAction(ctx, "echo", owclient.Action{Exec: &owclient.Exec{Kind: "python:default", Code: &code}}, false); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := c.Invoke(ctx, "echo", map[string]any{"via": "external"}, owclient.InvokeOptions{Blocking: true, Result: true})
+	if err != nil || inv.Status != 200 || compact(t, inv.Body) != `{"via":"external"}` {
+		t.Fatalf("invoke over the external broker: %v %v", inv, err)
 	}
 }
