@@ -117,6 +117,10 @@ func (inv *Invoker) process(ctx context.Context, log *zap.Logger, msg *activatio
 			storeable: plan.Store && activation.ShouldStore(msg, resp, inv.d.StoreBlocking, inv.d.StoreNonBlocking)}
 	}
 
+	if inv.d.Blacklist.Blocked(msg.User.Namespace.Name) {
+		log.Info("activation of a blacklisted namespace refused")
+		return fail(activation.Blacklisted, activation.ApplicationError(activation.MsgNamespaceBlocked))
+	}
 	doc, err := inv.fetch(ctx, msg)
 	if err != nil {
 		if errors.Is(err, couch.ErrNotFound) {

@@ -1,12 +1,14 @@
 package invoker
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +37,38 @@ import (
 const (
 	entityDB     = "test_whisks"
 	activationDB = "test_activations"
+	authDB       = "test_subjects"
 )
+
+// blockedNamespacesView is the upstream subjects database's view the invoker's blacklist reads.
+const blockedNamespacesView = `function (doc) {
+  if (doc._id.indexOf("/limits") >= 0) {
+    if (doc.invocationsPerMinute === 0 || doc.concurrentInvocations === 0) {
+      emit(doc._id.replace("/limits", ""), 1);
+    }
+  } else if (doc.subject && doc.namespaces && doc.blocked) {
+    doc.namespaces.forEach(function (ns) { emit(ns.name, 1); });
+  }
+}`
+
+// blockNamespace installs the view and blocks ns with a limits document.
+func (w *world) blockNamespace(ns string) {
+	w.t.Helper()
+	ddoc, _ := json.Marshal(map[string]any{"views": map[string]any{"blockedNamespaces": map[string]any{"map": blockedNamespacesView}}})
+	req, _ := http.NewRequest(http.MethodPut, w.couch.URL+"/"+authDB+"/_design/namespaceThrottlings", bytes.NewReader(ddoc))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		w.t.Fatalf("design document: HTTP %d", resp.StatusCode)
+	}
+	if _, err := w.db.PutDoc(context.Background(), authDB, ns+"/limits", []byte(`{"invocationsPerMinute":0}`)); err != nil {
+		w.t.Fatal(err)
+	}
+}
 
 type world struct {
 	t        testing.TB
@@ -67,11 +100,12 @@ func newWorld(t testing.TB, persistentCouch bool) *world {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, db := range []string{entityDB, activationDB} {
+	for _, db := range []string{entityDB, activationDB, authDB} {
 		if err := w.db.CreateDB(ctx, db); err != nil {
 			t.Fatal(err)
 		}
 	}
+	w.blockNamespace("blockedns")
 	manifest, err := os.ReadFile("testdata/runtimes-manifest.json")
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +119,7 @@ func newWorld(t testing.TB, persistentCouch bool) *world {
 		"CONFIG_whisk_couchdb_port=" + w.couch.URL[strings.LastIndexByte(w.couch.URL, ':')+1:],
 		"CONFIG_whisk_couchdb_databases_WhiskEntity=" + entityDB,
 		"CONFIG_whisk_couchdb_databases_WhiskActivation=" + activationDB,
+		"CONFIG_whisk_couchdb_databases_WhiskAuth=" + authDB,
 		"CONFIG_whisk_userEvents_enabled=true",
 		"CONFIG_whisk_containerPool_userMemory=2048m",
 	}

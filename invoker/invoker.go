@@ -89,6 +89,8 @@ type Deps struct {
 	Executor Executor
 	Metrics  *metrics.Metrics
 	Logger   *zap.Logger
+	// Blacklist, when set, refuses activations of blocked namespaces.
+	Blacklist *Blacklist
 	// RedeliveryBound: records below this offset may have been handled by an earlier process
 	// (the partition's end offset at start-up); they are checked against the record store.
 	RedeliveryBound int64

@@ -73,6 +73,9 @@ type Process struct {
 	server   *http.Server
 	listener net.Listener
 	closers  []func() error
+
+	blacklist      *Blacklist
+	blacklistEvery time.Duration
 }
 
 // SystemLimits converts the configured limits into the activation rules' units.
@@ -160,6 +163,12 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		}
 		actions = couch.NewActions(client, cfg.CouchDB.EntityDB, cfg.Snap.ActionCacheEntries)
 		records = couch.NewStore(client, cfg.CouchDB.ActivationDB, cfg.Snap.StoreBatchSize, p.log)
+		if cfg.CouchDB.AuthDB != "" {
+			p.blacklist = NewBlacklist(func(ctx context.Context) ([]string, error) {
+				return client.ViewKeys(ctx, cfg.CouchDB.AuthDB, "namespaceThrottlings", "blockedNamespaces")
+			}, p.log)
+			p.blacklistEvery = cfg.BlacklistPollInterval
+		}
 	}
 	p.closers = append(p.closers, func() error { return records.Close(context.Background()) })
 
@@ -208,7 +217,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		StoreBlocking: blockingLevel, StoreNonBlocking: nonBlockingLevel,
 		TopicPrefix: cfg.Kafka.TopicPrefix, UserEventsTopic: events,
 		Feed: p.feed, Acks: p.acks, Actions: actions, Records: records, Executor: exe,
-		Metrics: p.Metrics, Logger: log, RedeliveryBound: bound, FetchRetry: o.FetchRetry,
+		Metrics: p.Metrics, Logger: log, RedeliveryBound: bound, FetchRetry: o.FetchRetry, Blacklist: p.blacklist,
 	})
 	if err != nil {
 		return nil, err
@@ -245,6 +254,14 @@ func (p *Process) Addr() string { return p.listener.Addr().String() }
 func (p *Process) Run(ctx context.Context) error {
 	pingCtx, stopPings := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	if p.blacklist != nil {
+		// The first load happens before consuming, so a blocked namespace is refused at once.
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = p.blacklist.Refresh(lctx)
+		cancel()
+		wg.Add(1)
+		go func() { defer wg.Done(); p.blacklist.Run(pingCtx, p.blacklistEvery) }()
+	}
 	wg.Add(2)
 	go func() { defer wg.Done(); p.Pinger.Run(pingCtx) }()
 	go func() {

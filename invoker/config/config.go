@@ -52,6 +52,8 @@ type Config struct {
 	UserMemory int64
 	// ConcurrentPeekFactor is whisk.container-pool.concurrent-peek-factor (default 0.5).
 	ConcurrentPeekFactor float64
+	// BlacklistPollInterval is whisk.blacklist.poll-interval (5 minutes).
+	BlacklistPollInterval time.Duration
 	// PauseGrace and IdleContainer are whisk.container-proxy.timeouts.{pause-grace,idle-container}
 	// (10 s and 10 min); PrewarmCheckInterval is
 	// whisk.container-pool.prewarm-expiration-check-interval (10 min).
@@ -249,6 +251,7 @@ func Load(environ []string, args []string) (Config, error) {
 		{&c.PauseGrace, "whisk.container-proxy.timeouts.pause-grace", "10 seconds"},
 		{&c.IdleContainer, "whisk.container-proxy.timeouts.idle-container", "10 minutes"},
 		{&c.PrewarmCheckInterval, "whisk.container-pool.prewarm-expiration-check-interval", "10 minutes"},
+		{&c.BlacklistPollInterval, "whisk.blacklist.poll-interval", "5 minutes"},
 	} {
 		if *d.dst, err = p.duration(d.prop, d.def); err != nil {
 			return fail(err)

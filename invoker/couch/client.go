@@ -285,3 +285,35 @@ func (c *Client) BulkDocs(ctx context.Context, db string, docs []json.RawMessage
 	}
 	return res, nil
 }
+
+// ViewKeys returns the string keys of the rows of view ddoc/view in db (stale=update_after, as
+// upstream reads the blacklist: an answer now, the index updated afterwards). Rows whose key is
+// not a string are skipped.
+func (c *Client) ViewKeys(ctx context.Context, db, ddoc, view string) ([]string, error) {
+	u := c.docURL(db, []string{"_design", ddoc, "_view", view}, url.Values{"stale": {"update_after"}})
+	// The design document's name is a path segment of its own: "_design/<ddoc>" must not be
+	// escaped as one segment.
+	resp, data, err := c.do(ctx, http.MethodGet, u, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusErr("GET", u, resp.StatusCode, data)
+	}
+	var res struct {
+		Rows []struct {
+			Key json.RawMessage `json:"key"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, fmt.Errorf("%w: GET %s: %v", ErrBadResponse, redact(u), err)
+	}
+	keys := make([]string, 0, len(res.Rows))
+	for _, r := range res.Rows {
+		var k string
+		if json.Unmarshal(r.Key, &k) == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
