@@ -41,7 +41,12 @@
 //     /usr and /etc, symlinks /bin, /lib, /lib64, /sbin → usr/…, a private tmpfs /tmp (size =
 //     the memory limit, charged to the container's memory cgroup), a tmpfs /dev with runc's
 //     default devices, /proc, our binary read-only at /opt/snapinvoker/proxy and one host
-//     directory per container at /run/snapinvoker for the proxy's socket;
+//     directory per container at /run/snapinvoker for the proxy's socket. That host directory
+//     is run-dir/<16 hex digits of the data directory's SHA-256>/<n> (0700, owned by nobody),
+//     not in the bundle: a unix socket address holds at most 108 bytes of path and a data
+//     directory may be longer by itself. It is removed with the container, and the driver's
+//     whole run-dir/<hash> at start (leftovers of a crash) and at Close. A run-dir too long
+//     for the socket path fails Start with backend.ErrPlatform;
 //   - own PID, mount, IPC and UTS namespaces; the process runs as nobody (65534) with no
 //     capabilities and no_new_privs, because the host's /etc is visible (root could read its
 //     secrets); RLIMIT_NOFILE 1024 and pids.max 1024 as upstream sets them;
@@ -85,6 +90,7 @@
 //	proxy-args      arguments before the proxy flags (default "proxy")
 //	node, python3   interpreters inside the container (default /usr/bin/node, /usr/bin/python3)
 //	network         loopback (default) | host            (runc)
+//	run-dir         absolute host directory for the socket directories (default /run/snapinvoker; runc)
 //	api-host        value of __OW_API_HOST in every container
 //	user-memory     invoker user memory in bytes, for cpu shares (default 2 GiB)
 //	cpus            CFS quota in CPUs per container (default none)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,14 +48,16 @@ type options struct {
 	// interpreters are proxy flags (-node, -python3) naming the runtimes' interpreters.
 	interpreters []string
 	network      string
-	env          []string
-	userMemory   int64
-	cpus         float64
-	docker       dockerOptions
+	// runDir holds the per-driver directories of the containers' socket directories (runc).
+	runDir     string
+	env        []string
+	userMemory int64
+	cpus       float64
+	docker     dockerOptions
 }
 
 func parseOptions(m map[string]string) (options, error) {
-	o := options{engine: "runc", network: NetworkLoopback, userMemory: 2 << 30, proxyArgs: []string{"proxy"}}
+	o := options{engine: "runc", network: NetworkLoopback, runDir: DefaultRunDir, userMemory: 2 << 30, proxyArgs: []string{"proxy"}}
 	o.docker = defaultDockerOptions()
 	bad := func(k, why string) error { return fmt.Errorf("%w %q: %s", ErrBadOption, k, why) }
 	for k, v := range m {
@@ -80,6 +83,11 @@ func parseOptions(m map[string]string) (options, error) {
 				return o, bad(k, "must be loopback or host")
 			}
 			o.network = v
+		case k == "run-dir":
+			if !filepath.IsAbs(v) {
+				return o, bad(k, "must be an absolute path")
+			}
+			o.runDir = filepath.Clean(v)
 		case k == "api-host":
 			o.env = append(o.env, "__OW_API_HOST="+v)
 			o.docker.apiHost = v
@@ -110,7 +118,7 @@ func parseOptions(m map[string]string) (options, error) {
 			}
 			o.docker.runtimePort = n
 		default:
-			return o, bad(k, "unknown (known: engine, runc, proxy, proxy-args, node, python3, network, api-host, user-memory, cpus, docker-host, docker-network, invoker-name, image.<kind>, runtime-port)")
+			return o, bad(k, "unknown (known: engine, runc, proxy, proxy-args, node, python3, network, run-dir, api-host, user-memory, cpus, docker-host, docker-network, invoker-name, image.<kind>, runtime-port)")
 		}
 	}
 	o.docker.userMemory = o.userMemory
@@ -171,6 +179,12 @@ type handle interface {
 // engine starts containers.
 type engine interface {
 	start(ctx context.Context, spec backend.StartSpec) (handle, error)
+}
+
+// engineCloser is an engine holding host resources of its own beyond its containers' (the runc
+// engine's socket directory); Driver.Close calls close after destroying every container.
+type engineCloser interface {
+	close() error
 }
 
 // Driver runs actions in containers (backend.Driver).
@@ -258,6 +272,9 @@ func (d *Driver) Close() error {
 	var errs []error
 	for _, in := range live {
 		errs = append(errs, in.Destroy(context.Background()))
+	}
+	if c, ok := d.eng.(engineCloser); ok {
+		errs = append(errs, c.close())
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,8 @@ package container
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -31,6 +33,12 @@ const (
 	upstreamPidsLimit = 1024
 	// startTimeout bounds a container start when the caller gave no deadline.
 	startTimeout = 2 * time.Minute
+	// DefaultRunDir is the default of option run-dir: short, root-only, and a tmpfs on Debian,
+	// so sockets left by a crash go away at reboot.
+	DefaultRunDir = "/run/snapinvoker"
+	// maxSocketPath is the longest unix socket path connect(2) takes: sockaddr_un's sun_path is
+	// 108 bytes on Linux, and we keep one for the terminating NUL.
+	maxSocketPath = 107
 )
 
 // Network modes of the runc engine.
@@ -48,11 +56,17 @@ const (
 // /usr and /etc (bookworm's /bin, /lib, /lib64, /sbin are symlinks into /usr), a private tmpfs
 // /tmp, a tmpfs /dev, /proc, our proxy bound read-only at /opt/snapinvoker/proxy, and one
 // per-container host directory at /run/snapinvoker holding the proxy's unix socket.
+//
+// The host side of that socket directory is not in the bundle: a unix socket address holds at
+// most 108 bytes of path, and a data directory can be longer than that by itself. Socket
+// directories live under sockRoot instead, a short directory per driver (run-dir/<hash of the
+// data directory>), named by the container's sequence number.
 type runcEngine struct {
 	runc         string
 	stateRoot    string // runc --root: every container in it is ours
 	rootfs       string
 	bundles      string
+	sockRoot     string // run-dir/<hash>: the socket directories of this driver's containers
 	proxyBin     string
 	proxyArgs    []string
 	interpreters []string
@@ -71,7 +85,12 @@ func newRuncEngine(ctx context.Context, o options, dataDir string, log *zap.Logg
 	if err != nil {
 		return nil, err
 	}
+	sockRoot, err := socketRoot(o.runDir, dataDir)
+	if err != nil {
+		return nil, err
+	}
 	e := &runcEngine{
+		sockRoot:     sockRoot,
 		runc:         o.runc,
 		stateRoot:    filepath.Join(dataDir, "runc"),
 		rootfs:       filepath.Join(dataDir, "rootfs"),
@@ -142,6 +161,39 @@ func (e *runcEngine) cleanup(ctx context.Context) error {
 		}
 	}
 	os.RemoveAll(e.bundles)
+	// The socket directories of those containers (their mounts died with them). The root is
+	// only ever created by us, 0700: anything else there is not ours to trust.
+	if err := os.RemoveAll(e.sockRoot); err != nil {
+		return fmt.Errorf("container: removing leftover socket directories: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(e.sockRoot), 0o700); err != nil {
+		return fmt.Errorf("container: run-dir: %w", err)
+	}
+	if err := os.Mkdir(e.sockRoot, 0o700); err != nil {
+		return fmt.Errorf("container: run-dir: %w", err)
+	}
+	return nil
+}
+
+// socketRoot names the driver's directory of socket directories: run-dir/<16 hex digits of the
+// SHA-256 of the absolute data directory>. It is short whatever the data directory, and stable
+// across restarts, so a driver finds and removes what its previous run left; two drivers with
+// different data directories never share it.
+func socketRoot(runDir, dataDir string) (string, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", fmt.Errorf("container: data directory: %w", err)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(runDir, hex.EncodeToString(sum[:8])), nil
+}
+
+// close removes the driver's socket root once its containers are destroyed. A root that is not
+// empty (a container whose destroy failed) stays for the next start's cleanup.
+func (e *runcEngine) close() error {
+	if err := os.Remove(e.sockRoot); err != nil && !os.IsNotExist(err) {
+		e.log.Warn("socket directory not removed", zap.String("dir", e.sockRoot), zap.Error(err))
+	}
 	return nil
 }
 
@@ -268,16 +320,17 @@ func (e *runcEngine) spec(id, kind string, memory int64, sockDir string) ociSpec
 
 // runcContainer is one running `runc run`.
 type runcContainer struct {
-	e      *runcEngine
-	id     string
-	bundle string
-	cmd    *exec.Cmd
-	pump   *logPump
-	done   chan struct{}
-	runErr error
-	cli    *Client
-	once   sync.Once
-	paused atomic.Bool
+	e       *runcEngine
+	id      string
+	bundle  string
+	sockDir string
+	cmd     *exec.Cmd
+	pump    *logPump
+	done    chan struct{}
+	runErr  error
+	cli     *Client
+	once    sync.Once
+	paused  atomic.Bool
 }
 
 // start creates the bundle, starts `runc run` in the foreground (runc stays the container's
@@ -285,21 +338,39 @@ type runcContainer struct {
 // waits until the proxy listens.
 func (e *runcEngine) start(ctx context.Context, ss backend.StartSpec) (handle, error) {
 	kind, memory := ss.Kind, ss.Memory
-	id := fmt.Sprintf("%s-%d-%s", e.prefix, e.seq.Add(1), sanitize(kind))
+	n := e.seq.Add(1)
+	id := fmt.Sprintf("%s-%d-%s", e.prefix, n, sanitize(kind))
 	bundle := filepath.Join(e.bundles, id)
-	sockDir := filepath.Join(bundle, "sock")
-	if err := os.MkdirAll(sockDir, 0o755); err != nil {
+	sockDir := filepath.Join(e.sockRoot, strconv.FormatInt(n, 10))
+	sock := filepath.Join(sockDir, socketName)
+	if len(sock) > maxSocketPath {
+		// Only a long run-dir option gets here; connect(2) would fail with EINVAL, which the
+		// runtime client would report as an action that exited during /init.
+		return nil, fmt.Errorf("container: socket path %q is %d bytes, more than the %d a unix socket address holds: choose a shorter run-dir: %w",
+			sock, len(sock), maxSocketPath, backend.ErrPlatform)
+	}
+	fail := func(err error) (handle, error) {
+		os.RemoveAll(bundle)
+		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("container: bundle: %w: %w", err, backend.ErrPlatform)
 	}
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return fail(err)
+	}
+	// 0700 and owned by the container's user: the proxy (nobody) creates its socket there, and
+	// no other user of the host can connect to it.
+	if err := os.Mkdir(sockDir, 0o700); err != nil {
+		return fail(err)
+	}
 	if err := os.Chown(sockDir, containerUID, containerUID); err != nil {
-		return nil, fmt.Errorf("container: bundle: %w: %w", err, backend.ErrPlatform)
+		return fail(err)
 	}
 	spec, _ := json.Marshal(e.spec(id, kind, memory, sockDir))
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o600); err != nil {
-		return nil, fmt.Errorf("container: bundle: %w: %w", err, backend.ErrPlatform)
+		return fail(err)
 	}
-	c := &runcContainer{e: e, id: id, bundle: bundle, done: make(chan struct{}), pump: newLogPump(nil)}
-	c.cli = NewUnixClient(filepath.Join(sockDir, socketName))
+	c := &runcContainer{e: e, id: id, bundle: bundle, sockDir: sockDir, done: make(chan struct{}), pump: newLogPump(nil)}
+	c.cli = NewUnixClient(sock)
 	cmd := exec.Command(e.runc, "--root", e.stateRoot, "run", "--bundle", bundle, "--pid-file", filepath.Join(bundle, "pid"), id)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -314,6 +385,7 @@ func (e *runcEngine) start(ctx context.Context, ss backend.StartSpec) (handle, e
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(bundle)
+		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("container: %s run: %w: %w", e.runc, err, backend.ErrPlatform)
 	}
 	c.cmd = cmd
@@ -324,7 +396,6 @@ func (e *runcEngine) start(ctx context.Context, ss backend.StartSpec) (handle, e
 		c.runErr = cmd.Wait()
 		close(c.done)
 	}()
-	sock := filepath.Join(sockDir, socketName)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, startTimeout)
@@ -435,6 +506,7 @@ func (c *runcContainer) destroy(ctx context.Context) error {
 			err = c.runcCmd(context.Background(), "delete", "-f", c.id)
 		}
 		os.RemoveAll(c.bundle)
+		os.RemoveAll(c.sockDir)
 	})
 	return err
 }
