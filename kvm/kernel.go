@@ -26,8 +26,12 @@ type kernel struct {
 
 	exePath string
 	random  io.Reader
-	// sleep waits for nanosleep and clock_nanosleep; injected so tests and fuzzing do not wait.
+	// sleep waits out futex and poll timeouts, and nanosleep's when nap is nil; injected so
+	// tests and fuzzing do not wait.
 	sleep func(time.Duration)
+	// nap, set for a kernel that serves a Guest, is its vCPU's wait (vcpu.wait): it sleeps
+	// unless the run is asked to stop first, and reports whether it slept the whole time.
+	nap func(time.Duration) bool
 
 	// Address space, packed low so the VM's memory slots (whose KVM bookkeeping costs host memory
 	// per guest page) cover only what is used: ELF image, stack [stackLo, stackHi), heap
@@ -55,6 +59,10 @@ type kernel struct {
 	// Set by a system call that ends the run.
 	stop    *Exit
 	blocked bool // the call must wait for stdin data: re-issue it after Feed
+	// cutShort: a stop request (deadline, cancellation) ended the call before it was done; the
+	// guest stays parked at it and Run again re-issues it, which then finds resume (sys_time.go).
+	cutShort bool
+	resume   *sleepResume
 }
 
 func newKernel(m *memory, cpu cpuControl, cfg *Config) *kernel {

@@ -78,6 +78,7 @@ func (k *kernel) setState(s *kernelState) {
 		k.clock.MonoOffset = s.MonoAt - now // never run the guest's monotonic clock backwards
 	}
 	k.stop, k.blocked = nil, false
+	k.cutShort, k.resume = false, nil
 	k.ringMask = ringNoMask
 	clear(k.counts)
 	clear(k.enosys)
@@ -190,6 +191,10 @@ func (g *Guest) WriteSnapshot(path string) error {
 // parkedState is the snapshot header of a guest parked in a blocking read: its registers set to
 // re-issue the read from the stub's exit. The caller checked g.pending.
 func (g *Guest) parkedState() (*snapshotState, error) {
+	if g.k.resume != nil {
+		// Parked in a sleep a deadline cut short: what is left of it lives in the VMM only.
+		return nil, fmt.Errorf("%w: it is parked in a sleep its deadline cut short, not in a read", ErrNotParked)
+	}
 	st, err := g.sh.cpu.save()
 	if err != nil {
 		return nil, err
@@ -434,6 +439,7 @@ func (g *Guest) loadSnapshot(loadCPU bool) error {
 		}
 	}
 	g.k = newKernel(g.mem, g.sh.cpu, &g.cfg)
+	g.k.nap = g.sh.cpu.wait
 	g.k.setState(&s.Kernel)
 	g.k.grow = g.grow
 	g.parkAtSnapshot()

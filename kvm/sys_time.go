@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"encoding/binary"
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -98,10 +99,69 @@ func sysTime(k *kernel, a *sysArgs) uint64 {
 	return s
 }
 
-// maxSleep bounds one sleep; the run's deadline still applies around it.
+// maxSleep bounds one futex or poll timeout (sys_proc.go, sys_sock.go), which return early;
+// nanosleep and clock_nanosleep sleep their whole time.
 const maxSleep = time.Second
 
-func (k *kernel) sleepFor(req uint64) uint64 {
+// Sleeps
+//
+// nanosleep and clock_nanosleep sleep the whole time asked, on the host, in the vCPU's thread:
+// the guest has one thread, so nothing else could run meanwhile. A stop request (the run's
+// Timeout, its context) ends such a sleep early without completing the call: the guest stays
+// parked at it (Guest.pending, as at a blocked read), Run returns Deadline, and the next Run
+// re-serves the call, which finds resume and sleeps until the end the first call computed.
+// That is what Linux does when a stop signal (SIGSTOP, then SIGCONT) interrupts a sleep: the
+// call restarts transparently with its original expiry, and the program never sees EINTR, which
+// it would only see after running a signal handler. EINTR with the remaining time in rem would
+// show the guest an interruption it cannot get on Linux, and most programs do not retry (sleep(3)
+// returns the unslept seconds and callers ignore them). The guest's registers and memory are left
+// exactly as at the call; only resume, in the VMM, knows the sleep's end, so a guest parked in a
+// sleep cannot be snapshotted (ErrNotParked) and Reset forgets the sleep with the rest of the
+// kernel's state.
+
+// sleepResume is a sleep a stop request cut short: system call nr sleeps on clock until end
+// (the guest's time on that clock, in nanoseconds).
+type sleepResume struct {
+	nr, clock uint64
+	end       int64
+}
+
+const (
+	sysNrNanosleep      = 35
+	sysNrClockNanosleep = 230
+	timerAbstime        = 1
+)
+
+func sysNanosleep(k *kernel, a *sysArgs) uint64 {
+	return k.nanosleep(sysNrNanosleep, unix.CLOCK_MONOTONIC, false, a[0])
+}
+
+func sysClockNanosleep(k *kernel, a *sysArgs) uint64 {
+	return k.nanosleep(sysNrClockNanosleep, a[0], a[1]&timerAbstime != 0, a[2])
+}
+
+// nanosleep serves system call nr: a sleep on clock for the timespec at req, or until it when
+// abs is set. Errors are Linux's, in its order: EINVAL for an unknown clock, EOPNOTSUPP for one
+// it cannot sleep on, EFAULT for a timespec outside the program's memory, EINVAL for a negative
+// or non-normalised one.
+func (k *kernel) nanosleep(nr, clock uint64, abs bool, req uint64) uint64 {
+	if r := k.resume; r != nil {
+		k.resume = nil
+		if r.nr == nr {
+			return k.sleepUntil(*r)
+		}
+	}
+	switch clock {
+	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_TAI:
+	case unix.CLOCK_REALTIME_COARSE, unix.CLOCK_MONOTONIC_COARSE, unix.CLOCK_MONOTONIC_RAW:
+		return errno(unix.EOPNOTSUPP) // Linux cannot sleep on these either
+	case unix.CLOCK_PROCESS_CPUTIME_ID:
+		// The process's only thread would sleep until its own CPU time grew: never. Linux
+		// would hang there; answered as a clock one cannot sleep on instead.
+		return errno(unix.EOPNOTSUPP)
+	default:
+		return errno(unix.EINVAL) // CLOCK_THREAD_CPUTIME_ID too, as on Linux
+	}
 	b, err := k.mem.user(req, 16, false)
 	if err != nil {
 		return errnoOf(err)
@@ -110,32 +170,41 @@ func (k *kernel) sleepFor(req uint64) uint64 {
 	if sec < 0 || nsec < 0 || nsec >= 1e9 {
 		return errno(unix.EINVAL)
 	}
-	d := maxSleep
-	if sec < int64(maxSleep/time.Second) {
-		d = min(maxSleep, time.Duration(sec)*time.Second+time.Duration(nsec))
+	ns := int64(math.MaxInt64) // beyond 292 years: as good as forever
+	if sec < math.MaxInt64/int64(time.Second)-1 {
+		ns = sec*1e9 + nsec
 	}
-	k.sleep(d)
+	end := ns
+	if !abs {
+		now, _ := k.clock.now(clock)
+		end = now + ns
+		if end < now {
+			end = math.MaxInt64
+		}
+	}
+	return k.sleepUntil(sleepResume{nr: nr, clock: clock, end: end})
+}
+
+// sleepUntil sleeps until r.end on r.clock. Cut short by a stop request, it leaves the call
+// parked with r to resume (the return value is then never seen by the guest).
+func (k *kernel) sleepUntil(r sleepResume) uint64 {
+	now, _ := k.clock.now(r.clock)
+	if now >= r.end {
+		return 0
+	}
+	if k.wait(time.Duration(r.end - now)) {
+		return 0
+	}
+	k.resume, k.cutShort = &r, true
 	return 0
 }
 
-func sysNanosleep(k *kernel, a *sysArgs) uint64 { return k.sleepFor(a[0]) }
-
-func sysClockNanosleep(k *kernel, a *sysArgs) uint64 {
-	const timerAbstime = 1
-	if a[1]&timerAbstime != 0 {
-		b, err := k.mem.user(a[2], 16, false)
-		if err != nil {
-			return errnoOf(err)
-		}
-		now, ok := k.clock.now(a[0])
-		if !ok {
-			return errno(unix.EINVAL)
-		}
-		at := int64(binary.LittleEndian.Uint64(b))*1e9 + int64(binary.LittleEndian.Uint64(b[8:]))
-		if at > now {
-			k.sleep(min(maxSleep, time.Duration(at-now)))
-		}
-		return 0
+// wait sleeps d, through the vCPU (interruptible) when the kernel serves a Guest, and reports
+// whether it slept the whole time.
+func (k *kernel) wait(d time.Duration) bool {
+	if k.nap != nil {
+		return k.nap(d)
 	}
-	return k.sleepFor(a[2])
+	k.sleep(d)
+	return true
 }

@@ -198,6 +198,13 @@ func (g *Guest) serve(live bool) (ex Exit, done bool) {
 		g.pending = true
 		k.counts[nr]-- // counted again when re-served
 		return Exit{Reason: BlockedOnRead}, true
+	case k.cutShort:
+		k.cutShort = false
+		// A stop request ended the call early (a sleep, sys_time.go): stay parked at it, as for
+		// a blocked read; the next Run re-serves it.
+		g.pending = true
+		k.counts[nr]--
+		return Exit{Reason: Deadline}, true
 	case k.stop != nil:
 		ex := *k.stop
 		k.stop = nil

@@ -273,8 +273,9 @@ type Guest struct {
 	k   *kernel
 	// regs is the VMM's copy of the general registers as of the last exit.
 	regs Regs
-	// pending: the guest is parked at a system call (a blocked read, or a restored snapshot) that
-	// the next Run serves before entering the guest.
+	// pending: the guest is parked at a system call (a blocked read, a restored snapshot, or a
+	// sleep a deadline cut short, k.resume then set) that the next Run serves before entering
+	// the guest.
 	pending bool
 	// final is set once the program has exited or faulted; Run returns it again.
 	final *Exit
@@ -340,6 +341,7 @@ func (g *Guest) boot(prog *program) error {
 	}
 	g.sh = sh
 	g.k = newKernel(mem, sh.cpu, cfg)
+	g.k.nap = sh.cpu.wait
 	k := g.k
 
 	// Address space, packed low (see kernel): image, a guard page, the stack, a guard page, the
