@@ -10,8 +10,8 @@ import (
 	"github.com/snapinvoker/snapinvoker/backend/backendtest"
 )
 
-// TestConformance runs the shared driver suite with the native sample actions: echo is the
-// shared /work/shared/testdata/actions/native/echo.c, the others are in testdata/.
+// TestConformance runs the shared driver suite with the native sample actions, the shared
+// programs of internal/testprog (echo is /work/shared/testdata/actions/native/echo.c).
 func TestConformance(t *testing.T) {
 	requireKVM(t)
 	backendtest.Run(t, func(t *testing.T) backend.Driver {

@@ -3,13 +3,8 @@ package unikernel
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
@@ -17,6 +12,7 @@ import (
 	"github.com/snapinvoker/snapinvoker/backend"
 	"github.com/snapinvoker/snapinvoker/backend/backendtest"
 	"github.com/snapinvoker/snapinvoker/backend/container"
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
 // requireKVM fails the test when /dev/kvm cannot be used: these tests need real KVM.
@@ -27,38 +23,26 @@ func requireKVM(t testing.TB) {
 	}
 }
 
-var (
-	buildMu  sync.Mutex
-	builtDir string
-	built    = map[string][]byte{}
-)
-
-// testProgram compiles testdata/NAME.c with gcc -static once per test binary and returns the bytes.
+// testProgram returns the bytes of a native test program built with gcc -static: this
+// package's own testdata/NAME.c, else the shared program NAME of internal/testprog.
 func testProgram(t testing.TB, name string) []byte {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if b, ok := built[name]; ok {
-		return b
+	var exe string
+	if src := filepath.Join("testdata", name+".c"); fileExists(src) {
+		exe = testprog.BuildFile(t, src)
+	} else {
+		exe = testprog.Build(t, name)
 	}
-	if builtDir == "" {
-		d, err := os.MkdirTemp("", "unikernel-test-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		builtDir = d
-	}
-	out := filepath.Join(builtDir, name)
-	msg, err := exec.Command("gcc", "-static", "-O2", "-o", out, filepath.Join("testdata", name+".c")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gcc -static testdata/%s.c (install gcc and libc6-dev: scripts/install-deps.sh): %v\n%s", name, err, msg)
-	}
-	b, err := os.ReadFile(out)
+	b, err := os.ReadFile(exe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	built[name] = b
 	return b
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // code is a native program as a binary action's /init code.
@@ -67,24 +51,8 @@ func code(t testing.TB, name string) backendtest.Code {
 }
 
 // TestMain also lets the test binary act as `snapinvoker proxy` inside the containers the
-// container driver starts (the Python benchmark's baseline (e) runs it): that driver bind-mounts
-// the running binary and starts it with "proxy" as its first argument.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "proxy" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		defer stop()
-		if err := container.ProxyMain(ctx, os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "proxy:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	code := m.Run()
-	if builtDir != "" {
-		os.RemoveAll(builtDir)
-	}
-	os.Exit(code)
-}
+// container driver starts (the Python benchmark's baseline (e) runs it).
+func TestMain(m *testing.M) { os.Exit(testprog.Main(m, container.ProxyMain)) }
 
 // newDriver opens a driver on a fresh data directory (dir when given).
 func newDriver(t testing.TB, dir string, opts map[string]string) *Driver {
