@@ -207,3 +207,81 @@ func BenchmarkThroughput64(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "activations/s")
 }
+
+// BenchmarkKafkaRoundTrip64 is the throughput baseline: 64 clients each keep one record in
+// flight through produce → consume → produce → consume, with no invoker in between.
+func BenchmarkKafkaRoundTrip64(b *testing.B) {
+	w := newWorld(b, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, t := range []string{"ping", "pong"} {
+		if err := kafkafeed.EnsureTopic(ctx, w.kafka.Brokers, t, activation.MaxActivationLimit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	in := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "ping", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
+	out := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "pong", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
+	defer in.Close()
+	defer out.Close()
+	echo := kafkafeed.NewProducer(w.kafka.Brokers, activation.MaxActivationLimit)
+	defer echo.Close()
+	go func() {
+		for {
+			m, err := in.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			go echo.Send(ctx, "pong", m.Value) // the invoker also answers concurrently
+		}
+	}()
+	var mu sync.Mutex
+	waiting := map[string]chan struct{}{}
+	go func() {
+		for {
+			m, err := out.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			ch := waiting[string(m.Value)]
+			delete(waiting, string(m.Value))
+			mu.Unlock()
+			if ch != nil {
+				close(ch)
+			}
+		}
+	}()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	t0 := time.Now()
+	for c := 0; c < 64; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				key := fmt.Sprintf("m%d", i)
+				ch := make(chan struct{})
+				mu.Lock()
+				waiting[key] = ch
+				mu.Unlock()
+				if err := w.pub.Send(ctx, "ping", []byte(key)); err != nil {
+					b.Error(err)
+					return
+				}
+				select {
+				case <-ch:
+				case <-time.After(time.Minute):
+					b.Error("echo missing")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "records/s")
+}

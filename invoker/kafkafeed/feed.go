@@ -16,6 +16,9 @@ import (
 	"go.uber.org/zap"
 )
 
+// commitGather is how long the committer waits after a completion for more before committing.
+const commitGather = 20 * time.Millisecond
+
 // ErrClosed is returned by Next after Close.
 var ErrClosed = errors.New("kafkafeed: feed closed")
 
@@ -205,6 +208,17 @@ func (f *Feed) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-f.kick:
+		}
+		// Gather the completions of the next few milliseconds into one commit: a commit is a
+		// broker round trip (and a log write), and under load every activation would cost one.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(commitGather):
+		}
+		select {
+		case <-f.kick:
+		default:
 		}
 		if err := f.commit(ctx); err != nil && ctx.Err() == nil {
 			f.log.Warn("offset commit failed; retrying", zap.Error(err))
