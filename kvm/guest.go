@@ -109,8 +109,9 @@ const (
 	// BlockedOnRead: the program reads stdin and none is buffered; Feed and Run again, or
 	// Snapshot now.
 	BlockedOnRead
-	// Deadline: the Timeout or the context ended the run; the guest can be Run again. A sleep it
-	// cut short (nanosleep, clock_nanosleep) goes on to its original end in the next Run.
+	// Deadline: the Timeout or the context ended the run; the guest can be Run again. A timed wait
+	// it cut short (nanosleep, clock_nanosleep, a timed futex wait, a poll's timeout) goes on to
+	// its original end in the next Run.
 	Deadline
 	// MemoryLimit: the program ran out of guest memory (a failed brk/mmap) and then stopped.
 	MemoryLimit

@@ -26,8 +26,8 @@ type kernel struct {
 
 	exePath string
 	random  io.Reader
-	// sleep waits out futex and poll timeouts, and nanosleep's when nap is nil; injected so
-	// tests and fuzzing do not wait.
+	// sleep waits out timed waits (sleeps, futex and poll timeouts) when nap is nil; injected
+	// so tests and fuzzing do not wait.
 	sleep func(time.Duration)
 	// nap, set for a kernel that serves a Guest, is its vCPU's wait (vcpu.wait): it sleeps
 	// unless the run is asked to stop first, and reports whether it slept the whole time.
@@ -60,7 +60,8 @@ type kernel struct {
 	stop    *Exit
 	blocked bool // the call must wait for stdin data: re-issue it after Feed
 	// cutShort: a stop request (deadline, cancellation) ended the call before it was done; the
-	// guest stays parked at it and Run again re-issues it, which then finds resume (sys_time.go).
+	// guest stays parked at it and Run again re-issues it, which then finds resume (a timed
+	// wait's end, sys_time.go).
 	cutShort bool
 	resume   *sleepResume
 }

@@ -192,8 +192,8 @@ func (g *Guest) WriteSnapshot(path string) error {
 // re-issue the read from the stub's exit. The caller checked g.pending.
 func (g *Guest) parkedState() (*snapshotState, error) {
 	if g.k.resume != nil {
-		// Parked in a sleep a deadline cut short: what is left of it lives in the VMM only.
-		return nil, fmt.Errorf("%w: it is parked in a sleep its deadline cut short, not in a read", ErrNotParked)
+		// Parked in a timed wait a deadline cut short: what is left of it lives in the VMM only.
+		return nil, fmt.Errorf("%w: it is parked in a timed wait (sleep, futex, poll) its deadline cut short, not in a read", ErrNotParked)
 	}
 	st, err := g.sh.cpu.save()
 	if err != nil {

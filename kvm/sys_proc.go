@@ -5,7 +5,6 @@ package kvm
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,19 +30,37 @@ func sysSysinfo(k *kernel, a *sysArgs) uint64 {
 }
 
 // sysFutex serves the one-thread case: a wake finds no waiter; a wait whose value differs
-// returns EAGAIN; a wait that would block forever (nobody else can wake it) stops the guest as
-// Unsupported, because it means the program relies on a thread this VMM does not run.
+// returns EAGAIN; a timed wait nobody can end waits its whole time (interruptible by the run's
+// deadline, sys_time.go) and returns ETIMEDOUT; a wait that would block forever (nobody else can
+// wake it) stops the guest as Unsupported, because it means the program relies on a thread this
+// VMM does not run.
 func sysFutex(k *kernel, a *sysArgs) uint64 {
 	const (
-		futexWait       = 0
-		futexWake       = 1
-		futexWaitBitset = 9
-		futexWakeBitset = 10
+		futexWait          = 0
+		futexWake          = 1
+		futexWaitBitset    = 9
+		futexWakeBitset    = 10
+		futexCmdMask       = 0x7f // without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
+		futexClockRealtime = 256
 	)
-	switch a[1] & 0x7f {
+	switch op := a[1] & futexCmdMask; op {
 	case futexWake, futexWakeBitset:
 		return 0
 	case futexWait, futexWaitBitset:
+		// The word cannot have changed while the guest was parked in the wait: it has one
+		// thread and the host never writes its memory.
+		if r := k.takeResume(sysNrFutex); r != nil {
+			k.waitUntil(*r)
+			return errno(unix.ETIMEDOUT)
+		}
+		var timeout int64
+		if a[3] != 0 {
+			// Linux checks the timeout before it looks at the word.
+			var e unix.Errno
+			if timeout, e = k.timespecAt(a[3]); e != 0 {
+				return errno(e)
+			}
+		}
 		v, err := k.mem.user(a[0], 4, false)
 		if err != nil {
 			return errnoOf(err)
@@ -52,30 +69,16 @@ func sysFutex(k *kernel, a *sysArgs) uint64 {
 			return errno(unix.EAGAIN)
 		}
 		if a[3] != 0 {
-			// A timed wait nobody can end: it times out, after its time (bounded like a sleep).
-			ts, err := k.mem.user(a[3], 16, false)
-			if err != nil {
-				return errnoOf(err)
+			// FUTEX_WAIT's timeout is relative, on CLOCK_MONOTONIC; FUTEX_WAIT_BITSET's is an
+			// absolute time on CLOCK_MONOTONIC, or CLOCK_REALTIME when asked.
+			clock := uint64(unix.CLOCK_MONOTONIC)
+			if op == futexWaitBitset && a[1]&futexClockRealtime != 0 {
+				clock = unix.CLOCK_REALTIME
 			}
-			sec, nsec := int64(binary.LittleEndian.Uint64(ts)), int64(binary.LittleEndian.Uint64(ts[8:]))
-			if sec < 0 || nsec < 0 || nsec >= 1e9 {
-				return errno(unix.EINVAL)
-			}
-			d := time.Duration(min(sec, 1<<20))*time.Second + time.Duration(nsec)
-			if a[1]&0x7f == futexWaitBitset { // an absolute time on CLOCK_MONOTONIC or CLOCK_REALTIME
-				clock := uint64(unix.CLOCK_MONOTONIC)
-				if a[1]&256 != 0 {
-					clock = unix.CLOCK_REALTIME
-				}
-				now, _ := k.clock.now(clock)
-				d = time.Duration(min(sec, 1<<20)*1e9+nsec-now) * time.Nanosecond
-			}
-			if d > 0 {
-				k.sleep(min(d, maxSleep))
-			}
-			return errno(unix.ETIMEDOUT)
+			k.waitFor(sysNrFutex, clock, op == futexWaitBitset, timeout)
+			return errno(unix.ETIMEDOUT) // unseen when the wait was cut short
 		}
-		k.stop = &Exit{Reason: Unsupported, Syscall: 202,
+		k.stop = &Exit{Reason: Unsupported, Syscall: sysNrFutex,
 			Err: fmt.Errorf("%w 202 (futex): FUTEX_WAIT on %#x would block forever in a single-threaded guest", ErrUnsupported, a[0])}
 		return errno(unix.ENOSYS)
 	}

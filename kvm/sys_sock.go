@@ -8,8 +8,9 @@ package kvm
 // A wait that nothing can end (poll without timeout on descriptors that cannot become ready, a
 // blocking read of an empty socket) stops the guest as Unsupported: in a guest with one thread
 // it would hang forever, and a real kernel (the container driver) might have another thread or
-// process to end it. Polling stdin without a timeout parks the guest like a blocking read
-// (BlockedOnRead), so it can be fed and snapshotted there.
+// process to end it. A poll with a timeout on such descriptors waits its whole time. Polling an
+// empty stdin parks the guest like a blocking read (BlockedOnRead), so it can be fed and
+// snapshotted there.
 
 import (
 	"encoding/binary"
@@ -282,14 +283,23 @@ func (k *kernel) ready(fd uint64, events uint16) uint16 {
 	return r & (events | pollErr | pollHup | pollNval)
 }
 
-// poll is poll(2)'s core: timeout in milliseconds, negative for none.
-func (k *kernel) poll(addr, nfds uint64, timeout int64) uint64 {
+// poll is the core of system call nr, poll(2) or ppoll(2): timeout in nanoseconds, negative for
+// none. In a guest with one thread only stdin data, which the host feeds while the guest is
+// parked, can make a descriptor ready during the wait. So a poll of an empty stdin parks the
+// guest like a blocking read, with a timeout or without (a guest parked there is frozen, as an
+// idle container is paused between activations: Feed, and the poll is issued again); any other
+// poll with a timeout waits its whole time (sys_time.go) and reports nothing ready.
+func (k *kernel) poll(nr, addr, nfds uint64, timeout int64) uint64 {
+	resume := k.takeResume(nr)
 	if nfds > maxPollFDs {
 		return errno(unix.EINVAL)
 	}
-	b, err := k.mem.user(addr, nfds*8, true)
-	if err != nil {
-		return errnoOf(err)
+	var b []byte
+	if nfds > 0 { // poll(NULL, 0, ms) is a sleep
+		var err error
+		if b, err = k.mem.user(addr, nfds*8, true); err != nil {
+			return errnoOf(err)
+		}
 	}
 	le := binary.LittleEndian
 	count := func() (n uint64, stdin bool) {
@@ -315,33 +325,46 @@ func (k *kernel) poll(addr, nfds uint64, timeout int64) uint64 {
 	switch {
 	case n > 0 || timeout == 0:
 		return n
-	case timeout > 0:
-		k.sleep(min(maxSleep, time.Duration(timeout)*time.Millisecond))
-		n, _ = count()
-		return n
 	case stdin && k.stdin.src == nil:
 		k.blocked = true // parked like a blocking read: Feed, and the poll is issued again
 		return 0
+	case timeout > 0:
+		var done bool
+		if resume != nil {
+			done = k.waitUntil(*resume)
+		} else {
+			done = k.waitFor(nr, unix.CLOCK_MONOTONIC, false, timeout)
+		}
+		if !done {
+			return 0 // cut short: parked, unseen
+		}
+		n, _ = count()
+		return n
 	}
-	k.stop = &Exit{Reason: Unsupported, Syscall: 7,
-		Err: fmt.Errorf("%w 7 (poll): waiting without a timeout on descriptors nothing can make ready in a single-threaded guest", ErrUnsupported)}
+	name := "poll"
+	if nr == sysNrPpoll {
+		name = "ppoll"
+	}
+	k.stop = &Exit{Reason: Unsupported, Syscall: nr,
+		Err: fmt.Errorf("%w %d (%s): waiting without a timeout on descriptors nothing can make ready in a single-threaded guest", ErrUnsupported, nr, name)}
 	return errno(unix.EINTR)
 }
 
-func sysPoll(k *kernel, a *sysArgs) uint64 { return k.poll(a[0], a[1], int64(int32(a[2]))) }
+func sysPoll(k *kernel, a *sysArgs) uint64 {
+	timeout := int64(int32(a[2]))
+	if timeout > 0 {
+		timeout *= int64(time.Millisecond)
+	}
+	return k.poll(sysNrPoll, a[0], a[1], timeout)
+}
 
 func sysPpoll(k *kernel, a *sysArgs) uint64 {
 	timeout := int64(-1)
 	if a[2] != 0 {
-		b, err := k.mem.user(a[2], 16, false)
-		if err != nil {
-			return errnoOf(err)
+		var e unix.Errno
+		if timeout, e = k.timespecAt(a[2]); e != 0 {
+			return errno(e)
 		}
-		sec, nsec := int64(binary.LittleEndian.Uint64(b)), int64(binary.LittleEndian.Uint64(b[8:]))
-		if sec < 0 || nsec < 0 || nsec >= 1e9 {
-			return errno(unix.EINVAL)
-		}
-		timeout = min(sec, 1<<30)*1000 + (nsec+999999)/1000000
 	}
-	return k.poll(a[0], a[1], timeout)
+	return k.poll(sysNrPpoll, a[0], a[1], timeout)
 }

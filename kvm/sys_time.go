@@ -99,27 +99,24 @@ func sysTime(k *kernel, a *sysArgs) uint64 {
 	return s
 }
 
-// maxSleep bounds one futex or poll timeout (sys_proc.go, sys_sock.go), which return early;
-// nanosleep and clock_nanosleep sleep their whole time.
-const maxSleep = time.Second
-
-// Sleeps
+// Timed waits
 //
-// nanosleep and clock_nanosleep sleep the whole time asked, on the host, in the vCPU's thread:
-// the guest has one thread, so nothing else could run meanwhile. A stop request (the run's
-// Timeout, its context) ends such a sleep early without completing the call: the guest stays
-// parked at it (Guest.pending, as at a blocked read), Run returns Deadline, and the next Run
-// re-serves the call, which finds resume and sleeps until the end the first call computed.
-// That is what Linux does when a stop signal (SIGSTOP, then SIGCONT) interrupts a sleep: the
-// call restarts transparently with its original expiry, and the program never sees EINTR, which
-// it would only see after running a signal handler. EINTR with the remaining time in rem would
-// show the guest an interruption it cannot get on Linux, and most programs do not retry (sleep(3)
-// returns the unslept seconds and callers ignore them). The guest's registers and memory are left
-// exactly as at the call; only resume, in the VMM, knows the sleep's end, so a guest parked in a
-// sleep cannot be snapshotted (ErrNotParked) and Reset forgets the sleep with the rest of the
-// kernel's state.
+// nanosleep and clock_nanosleep, a timed futex wait and a poll's timeout wait the whole time
+// asked, on the host, in the vCPU's thread: the guest has one thread, so nothing else could run
+// meanwhile, and nothing it waits for can happen (a poll that stdin data could end parks like a
+// read instead, sys_sock.go). A stop request (the run's Timeout, its context) ends such a wait
+// early without completing the call: the guest stays parked at it (Guest.pending, as at a
+// blocked read), Run returns Deadline, and the next Run re-serves the call, which finds resume
+// and waits until the end the first call computed. That is what Linux does when a stop signal
+// (SIGSTOP, then SIGCONT) interrupts these calls: they restart transparently with their original
+// expiry, and the program never sees EINTR, which it would only see after running a signal
+// handler. EINTR with the remaining time in rem would show the guest an interruption it cannot
+// get on Linux, and most programs do not retry (sleep(3) returns the unslept seconds and callers
+// ignore them). The guest's registers and memory are left exactly as at the call; only resume,
+// in the VMM, knows the wait's end, so a guest parked in a timed wait cannot be snapshotted
+// (ErrNotParked) and Reset forgets the wait with the rest of the kernel's state.
 
-// sleepResume is a sleep a stop request cut short: system call nr sleeps on clock until end
+// sleepResume is a timed wait a stop request cut short: system call nr waits on clock until end
 // (the guest's time on that clock, in nanoseconds).
 type sleepResume struct {
 	nr, clock uint64
@@ -127,8 +124,11 @@ type sleepResume struct {
 }
 
 const (
+	sysNrPoll           = 7
 	sysNrNanosleep      = 35
+	sysNrFutex          = 202
 	sysNrClockNanosleep = 230
+	sysNrPpoll          = 271
 	timerAbstime        = 1
 )
 
@@ -145,11 +145,9 @@ func sysClockNanosleep(k *kernel, a *sysArgs) uint64 {
 // it cannot sleep on, EFAULT for a timespec outside the program's memory, EINVAL for a negative
 // or non-normalised one.
 func (k *kernel) nanosleep(nr, clock uint64, abs bool, req uint64) uint64 {
-	if r := k.resume; r != nil {
-		k.resume = nil
-		if r.nr == nr {
-			return k.sleepUntil(*r)
-		}
+	if r := k.takeResume(nr); r != nil {
+		k.waitUntil(*r)
+		return 0
 	}
 	switch clock {
 	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_TAI:
@@ -162,41 +160,77 @@ func (k *kernel) nanosleep(nr, clock uint64, abs bool, req uint64) uint64 {
 	default:
 		return errno(unix.EINVAL) // CLOCK_THREAD_CPUTIME_ID too, as on Linux
 	}
-	b, err := k.mem.user(req, 16, false)
+	ns, e := k.timespecAt(req)
+	if e != 0 {
+		return errno(e)
+	}
+	k.waitFor(nr, clock, abs, ns)
+	return 0
+}
+
+// timespecAt reads the timespec at addr in nanoseconds, saturated beyond 292 years (as good as
+// forever): EFAULT outside the program's memory, EINVAL for a negative or non-normalised one.
+func (k *kernel) timespecAt(addr uint64) (int64, unix.Errno) {
+	b, err := k.mem.user(addr, 16, false)
 	if err != nil {
-		return errnoOf(err)
+		if e, ok := err.(unix.Errno); ok {
+			return 0, e
+		}
+		return 0, unix.EFAULT
 	}
 	sec, nsec := int64(binary.LittleEndian.Uint64(b)), int64(binary.LittleEndian.Uint64(b[8:]))
 	if sec < 0 || nsec < 0 || nsec >= 1e9 {
-		return errno(unix.EINVAL)
+		return 0, unix.EINVAL
 	}
-	ns := int64(math.MaxInt64) // beyond 292 years: as good as forever
-	if sec < math.MaxInt64/int64(time.Second)-1 {
-		ns = sec*1e9 + nsec
+	if sec >= math.MaxInt64/int64(time.Second)-1 {
+		return math.MaxInt64, 0
 	}
+	return sec*1e9 + nsec, 0
+}
+
+// takeResume returns the wait a stop request cut short if call nr is the one re-served, and
+// forgets it either way: the guest was parked at that call, so the next call served is it.
+func (k *kernel) takeResume(nr uint64) *sleepResume {
+	r := k.resume
+	k.resume = nil
+	if r == nil || r.nr != nr {
+		return nil
+	}
+	return r
+}
+
+// waitFor is the timed wait of system call nr: ns nanoseconds on clock, or until time ns on
+// it when abs is set. It reports whether the wait reached its end; when a stop request cut it
+// short, the call is left parked to resume (its return value is then never seen by the guest).
+func (k *kernel) waitFor(nr, clock uint64, abs bool, ns int64) bool {
+	now, _ := k.clock.now(clock)
 	end := ns
 	if !abs {
-		now, _ := k.clock.now(clock)
 		end = now + ns
 		if end < now {
 			end = math.MaxInt64
 		}
 	}
-	return k.sleepUntil(sleepResume{nr: nr, clock: clock, end: end})
+	return k.waitFrom(sleepResume{nr: nr, clock: clock, end: end}, now)
 }
 
-// sleepUntil sleeps until r.end on r.clock. Cut short by a stop request, it leaves the call
-// parked with r to resume (the return value is then never seen by the guest).
-func (k *kernel) sleepUntil(r sleepResume) uint64 {
+// waitUntil resumes r, a wait a stop request cut short; see waitFor.
+func (k *kernel) waitUntil(r sleepResume) bool {
 	now, _ := k.clock.now(r.clock)
+	return k.waitFrom(r, now)
+}
+
+// waitFrom waits from now, the guest's time on r.clock, until r.end. A relative wait measures
+// from the now its end was computed from, so it waits exactly the time asked.
+func (k *kernel) waitFrom(r sleepResume, now int64) bool {
 	if now >= r.end {
-		return 0
+		return true
 	}
 	if k.wait(time.Duration(r.end - now)) {
-		return 0
+		return true
 	}
 	k.resume, k.cutShort = &r, true
-	return 0
+	return false
 }
 
 // wait sleeps d, through the vCPU (interruptible) when the kernel serves a Guest, and reports

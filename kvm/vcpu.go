@@ -200,7 +200,7 @@ func (g *Guest) serve(live bool) (ex Exit, done bool) {
 		return Exit{Reason: BlockedOnRead}, true
 	case k.cutShort:
 		k.cutShort = false
-		// A stop request ended the call early (a sleep, sys_time.go): stay parked at it, as for
+		// A stop request ended the call early (a timed wait, sys_time.go): stay parked at it, as for
 		// a blocked read; the next Run re-serves it.
 		g.pending = true
 		k.counts[nr]--

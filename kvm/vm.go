@@ -274,8 +274,8 @@ type Guest struct {
 	// regs is the VMM's copy of the general registers as of the last exit.
 	regs Regs
 	// pending: the guest is parked at a system call (a blocked read, a restored snapshot, or a
-	// sleep a deadline cut short, k.resume then set) that the next Run serves before entering
-	// the guest.
+	// timed wait a deadline cut short, k.resume then set) that the next Run serves before
+	// entering the guest.
 	pending bool
 	// final is set once the program has exited or faulted; Run returns it again.
 	final *Exit
