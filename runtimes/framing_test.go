@@ -8,11 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
 // kindsUnderTest are the managed families, each with the sample directory and extension.
@@ -364,11 +365,7 @@ func TestPythonSpecifics(t *testing.T) {
 }
 
 func TestNativeEcho(t *testing.T) {
-	requireExec(t, "/usr/bin/gcc")
-	bin := filepath.Join(t.TempDir(), "echo")
-	if out, err := exec.Command("/usr/bin/gcc", "-static", "-O2", "-o", bin, filepath.Join("testdata", "native", "echo.c")).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
+	bin := testprog.Build(t, "echo")
 	p, err := Start(context.Background(), Options{Argv: []string{bin}, Native: true})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/snapinvoker/snapinvoker/activation"
 	"github.com/snapinvoker/snapinvoker/backend"
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
 // samples are OpenWhisk-style sample actions shared with package runtimes.
@@ -426,14 +427,10 @@ def main(args):
 }
 
 func TestRuncNativeAndZip(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/gcc"); err != nil {
-		t.Fatalf("gcc is required: run scripts/install-deps.sh (%v)", err)
+	exe, err := os.ReadFile(testprog.Build(t, "echo"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "echo")
-	if out, err := exec.Command("/usr/bin/gcc", "-static", "-O2", "-o", bin, filepath.Join(samples, "native", "echo.c")).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	exe, _ := os.ReadFile(bin)
 	d := newRuncDriver(t, nil)
 	t.Run("native executable", func(t *testing.T) {
 		in := start(t, d, "blackbox", 128<<20)
