@@ -5,25 +5,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	_ "github.com/snapinvoker/snapinvoker/backend/unikernel" // the KVM driver, first for blackbox kinds
 
 	"github.com/snapinvoker/snapinvoker/e2e/owclient"
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
-// nativeEcho builds testdata/actions/native/echo.c as a static actionloop executable and
-// returns it base64-encoded, as `wsk action create --native` uploads it.
+// nativeEcho builds the shared actionloop echo program (internal/testprog, the copy of
+// /work/shared/testdata/actions/native/echo.c) statically and returns it base64-encoded, as
+// `wsk action create --native` uploads it.
 func nativeEcho(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "exec")
-	cmd := exec.Command("gcc", "-static", "-O2", "-o", bin, filepath.Join("testdata", "actions", "native", "echo.c"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gcc -static (scripts/install-deps.sh installs gcc and libc6-dev): %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(bin)
+	b, err := os.ReadFile(testprog.Build(t, "echo"))
 	if err != nil {
 		t.Fatal(err)
 	}
