@@ -69,6 +69,8 @@ const (
 	oPath      = 0x200000
 	oTmpfile   = 0x400000
 	atFDCWD    = -100
+	// fdCWD is AT_FDCWD as the dirfd argument the *at calls get from their older forms.
+	fdCWD      = uint64(atFDCWD & 0xffffffff)
 	atSymNoFol = 0x100
 	atRemDir   = 0x200
 )
@@ -248,6 +250,17 @@ func (k *kernel) pathArg(dirfd, addr uint64) (string, unix.Errno) {
 	return base + "/" + p, 0
 }
 
+// walkAt resolves the path argument at addr against dirfd (pathArg) to its node in the guest's
+// tree, following a final symbolic link when follow is set: the first steps of the *at calls
+// that act on an existing node.
+func (k *kernel) walkAt(dirfd, addr uint64, follow bool) (fsNode, unix.Errno) {
+	p, e := k.pathArg(dirfd, addr)
+	if e != 0 {
+		return fsNode{}, e
+	}
+	return k.fs.walk(p, follow)
+}
+
 // fileOf returns the open file behind fd: EBADF when fd is not open on a file.
 func (k *kernel) fileOf(fd uint64) (*openFile, unix.Errno) {
 	kind, ok := k.fds.get(fd)
@@ -336,7 +349,7 @@ func (k *kernel) readFile(of *openFile, dst []byte, off int64) (int, unix.Errno)
 // --- opening and closing ---
 
 func sysOpenFS(k *kernel, a *sysArgs) uint64 {
-	return k.openat(uint64(atFDCWD&0xffffffff), a[0], a[1], a[2])
+	return k.openat(fdCWD, a[0], a[1], a[2])
 }
 
 func sysOpenatFS(k *kernel, a *sysArgs) uint64 { return k.openat(a[0], a[1], a[2], a[3]) }
@@ -526,14 +539,7 @@ func sysFcntlFS(k *kernel, a *sysArgs) uint64 {
 
 // --- reading, writing, seeking ---
 
-func sysReadFS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		return sysRead(k, a)
-	}
-	of, e := k.fileOf(a[0])
-	if e != 0 {
-		return errno(e)
-	}
+func fileRead(k *kernel, of *openFile, a *sysArgs) uint64 {
 	if of.sock != nil {
 		return k.sockRead(of, a[1], a[2], false, false)
 	}
@@ -544,14 +550,39 @@ func sysReadFS(k *kernel, a *sysArgs) uint64 {
 	return n
 }
 
-func sysPread64FS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		if _, ok := k.fds.get(a[0]); ok {
-			return errno(unix.ESPIPE)
+// fileFunc serves a call on a descriptor that names an open file of the guest's file system.
+type fileFunc func(k *kernel, of *openFile, a *sysArgs) uint64
+
+// onFile makes the handler of a call whose first argument is a descriptor: file serves it when
+// the descriptor names an open file of the guest's file system, stream (sys_io.go's handler)
+// otherwise, which serves the standard streams and refuses descriptors that are not open.
+func onFile(stream sysFunc, file fileFunc) sysFunc {
+	return func(k *kernel, a *sysArgs) uint64 {
+		if !k.isFile(a[0]) {
+			return stream(k, a)
 		}
-		return errno(unix.EBADF)
+		of, e := k.fileOf(a[0])
+		if e != 0 {
+			return errno(e)
+		}
+		return file(k, of, a)
 	}
-	of, e := k.fileOf(a[0])
+}
+
+// positionalFile returns the open file behind fd for the calls that read or write at an offset
+// (pread64, pwrite64): ESPIPE for a standard stream (a pipe), EBADF for a descriptor not open.
+func (k *kernel) positionalFile(fd uint64) (*openFile, unix.Errno) {
+	if !k.isFile(fd) {
+		if _, ok := k.fds.get(fd); ok {
+			return nil, unix.ESPIPE
+		}
+		return nil, unix.EBADF
+	}
+	return k.fileOf(fd)
+}
+
+func sysPread64FS(k *kernel, a *sysArgs) uint64 {
+	of, e := k.positionalFile(a[0])
 	if e != 0 {
 		return errno(e)
 	}
@@ -589,14 +620,7 @@ func (k *kernel) readAt(of *openFile, buf, count uint64, off int64) uint64 {
 	return uint64(n)
 }
 
-func sysReadvFS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		return sysReadv(k, a)
-	}
-	of, e := k.fileOf(a[0])
-	if e != 0 {
-		return errno(e)
-	}
+func fileReadv(k *kernel, of *openFile, a *sysArgs) uint64 {
 	if of.sock != nil {
 		return errno(unix.EOPNOTSUPP) // no readv on socket ends (nothing has needed it)
 	}
@@ -625,14 +649,7 @@ func sysReadvFS(k *kernel, a *sysArgs) uint64 {
 	return total
 }
 
-func sysWriteFS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		return sysWrite(k, a)
-	}
-	of, e := k.fileOf(a[0])
-	if e != 0 {
-		return errno(e)
-	}
+func fileWrite(k *kernel, of *openFile, a *sysArgs) uint64 {
 	if of.sock != nil {
 		return k.sockWrite(of, a[1], a[2])
 	}
@@ -652,13 +669,7 @@ func sysWriteFS(k *kernel, a *sysArgs) uint64 {
 }
 
 func sysPwrite64FS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		if _, ok := k.fds.get(a[0]); ok {
-			return errno(unix.ESPIPE)
-		}
-		return errno(unix.EBADF)
-	}
-	of, e := k.fileOf(a[0])
+	of, e := k.positionalFile(a[0])
 	if e != 0 {
 		return errno(e)
 	}
@@ -696,14 +707,7 @@ func (k *kernel) writeAt(of *openFile, b []byte, off int64) uint64 {
 	return uint64(len(b))
 }
 
-func sysWritevFS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		return sysWritev(k, a)
-	}
-	of, e := k.fileOf(a[0])
-	if e != 0 {
-		return errno(e)
-	}
+func fileWritev(k *kernel, of *openFile, a *sysArgs) uint64 {
 	if of.sock != nil {
 		return errno(unix.EOPNOTSUPP)
 	}
@@ -756,14 +760,7 @@ func sysFtruncateFS(k *kernel, a *sysArgs) uint64 {
 	return 0
 }
 
-func sysLseekFS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		return sysLseek(k, a)
-	}
-	of, e := k.fileOf(a[0])
-	if e != 0 {
-		return errno(e)
-	}
+func fileLseek(k *kernel, of *openFile, a *sysArgs) uint64 {
 	if of.sock != nil {
 		return errno(unix.ESPIPE)
 	}
@@ -886,11 +883,7 @@ func (k *kernel) statAt(dirfd, addr, flags uint64) (statInfo, bool, unix.Errno) 
 			return s, false, e
 		}
 	}
-	p, e := k.pathArg(dirfd, addr)
-	if e != 0 {
-		return statInfo{}, false, e
-	}
-	n, e := k.fs.walk(p, flags&atSymNoFol == 0)
+	n, e := k.walkAt(dirfd, addr, flags&atSymNoFol == 0)
 	if e != 0 {
 		return statInfo{}, false, e
 	}
@@ -898,7 +891,7 @@ func (k *kernel) statAt(dirfd, addr, flags uint64) (statInfo, bool, unix.Errno) 
 }
 
 func sysStatFS(k *kernel, a *sysArgs) uint64 {
-	s, _, e := k.statAt(uint64(atFDCWD&0xffffffff), a[0], 0)
+	s, _, e := k.statAt(fdCWD, a[0], 0)
 	if e != 0 {
 		return errno(e)
 	}
@@ -906,18 +899,14 @@ func sysStatFS(k *kernel, a *sysArgs) uint64 {
 }
 
 func sysLstatFS(k *kernel, a *sysArgs) uint64 {
-	s, _, e := k.statAt(uint64(atFDCWD&0xffffffff), a[0], atSymNoFol)
+	s, _, e := k.statAt(fdCWD, a[0], atSymNoFol)
 	if e != 0 {
 		return errno(e)
 	}
 	return k.putStat(a[1], s)
 }
 
-func sysFstatFS(k *kernel, a *sysArgs) uint64 {
-	if !k.isFile(a[0]) {
-		return sysFstat(k, a)
-	}
-	of, _ := k.fileOf(a[0])
+func fileFstat(k *kernel, of *openFile, a *sysArgs) uint64 {
 	s, e := k.statOpen(of)
 	if e != 0 {
 		return errno(e)
@@ -970,11 +959,7 @@ func (k *kernel) access(dirfd, addr, mode, flags uint64) uint64 {
 	if mode&^7 != 0 {
 		return errno(unix.EINVAL)
 	}
-	p, e := k.pathArg(dirfd, addr)
-	if e != 0 {
-		return errno(e)
-	}
-	n, e := k.fs.walk(p, flags&atSymNoFol == 0)
+	n, e := k.walkAt(dirfd, addr, flags&atSymNoFol == 0)
 	if e != 0 {
 		return errno(e)
 	}
@@ -988,7 +973,7 @@ func (k *kernel) access(dirfd, addr, mode, flags uint64) uint64 {
 }
 
 func sysAccessFS(k *kernel, a *sysArgs) uint64 {
-	return k.access(uint64(atFDCWD&0xffffffff), a[0], a[1], 0)
+	return k.access(fdCWD, a[0], a[1], 0)
 }
 func sysFaccessatFS(k *kernel, a *sysArgs) uint64  { return k.access(a[0], a[1], a[2], 0) }
 func sysFaccessat2FS(k *kernel, a *sysArgs) uint64 { return k.access(a[0], a[1], a[2], a[3]) }
@@ -1004,11 +989,7 @@ func (k *kernel) readlinkAt(dirfd, addr, buf, size uint64) uint64 {
 	if int64(size) <= 0 {
 		return errno(unix.EINVAL)
 	}
-	p, e := k.pathArg(dirfd, addr)
-	if e != 0 {
-		return errno(e)
-	}
-	n, e := k.fs.walk(p, false)
+	n, e := k.walkAt(dirfd, addr, false)
 	if e != 0 {
 		return errno(e)
 	}
@@ -1024,7 +1005,7 @@ func (k *kernel) readlinkAt(dirfd, addr, buf, size uint64) uint64 {
 }
 
 func sysReadlinkFS(k *kernel, a *sysArgs) uint64 {
-	return k.readlinkAt(uint64(atFDCWD&0xffffffff), a[0], a[1], a[2])
+	return k.readlinkAt(fdCWD, a[0], a[1], a[2])
 }
 func sysReadlinkatFS(k *kernel, a *sysArgs) uint64 { return k.readlinkAt(a[0], a[1], a[2], a[3]) }
 
@@ -1054,7 +1035,7 @@ func (k *kernel) chdir(p string) uint64 {
 }
 
 func sysChdirFS(k *kernel, a *sysArgs) uint64 {
-	p, e := k.pathArg(uint64(atFDCWD&0xffffffff), a[0])
+	p, e := k.pathArg(fdCWD, a[0])
 	if e != 0 {
 		return errno(e)
 	}
@@ -1157,15 +1138,11 @@ func (k *kernel) mkdir(dirfd, addr uint64) uint64 {
 	return 0
 }
 
-func sysMkdirFS(k *kernel, a *sysArgs) uint64   { return k.mkdir(uint64(atFDCWD&0xffffffff), a[0]) }
+func sysMkdirFS(k *kernel, a *sysArgs) uint64   { return k.mkdir(fdCWD, a[0]) }
 func sysMkdiratFS(k *kernel, a *sysArgs) uint64 { return k.mkdir(a[0], a[1]) }
 
 func (k *kernel) unlink(dirfd, addr, flags uint64) uint64 {
-	p, e := k.pathArg(dirfd, addr)
-	if e != 0 {
-		return errno(e)
-	}
-	n, e := k.fs.walk(p, false)
+	n, e := k.walkAt(dirfd, addr, false)
 	if e != 0 {
 		return errno(e)
 	}
@@ -1194,10 +1171,10 @@ func (k *kernel) unlink(dirfd, addr, flags uint64) uint64 {
 	return 0
 }
 
-func sysUnlinkFS(k *kernel, a *sysArgs) uint64   { return k.unlink(uint64(atFDCWD&0xffffffff), a[0], 0) }
+func sysUnlinkFS(k *kernel, a *sysArgs) uint64   { return k.unlink(fdCWD, a[0], 0) }
 func sysUnlinkatFS(k *kernel, a *sysArgs) uint64 { return k.unlink(a[0], a[1], a[2]) }
 func sysRmdirFS(k *kernel, a *sysArgs) uint64 {
-	return k.unlink(uint64(atFDCWD&0xffffffff), a[0], atRemDir)
+	return k.unlink(fdCWD, a[0], atRemDir)
 }
 
 func (k *kernel) rename(oldfd, oldAddr, newfd, newAddr uint64) uint64 {
@@ -1249,7 +1226,7 @@ func (k *kernel) rename(oldfd, oldAddr, newfd, newAddr uint64) uint64 {
 }
 
 func sysRenameFS(k *kernel, a *sysArgs) uint64 {
-	return k.rename(uint64(atFDCWD&0xffffffff), a[0], uint64(atFDCWD&0xffffffff), a[1])
+	return k.rename(fdCWD, a[0], fdCWD, a[1])
 }
 func sysRenameatFS(k *kernel, a *sysArgs) uint64 { return k.rename(a[0], a[1], a[2], a[3]) }
 func sysRenameat2FS(k *kernel, a *sysArgs) uint64 {
