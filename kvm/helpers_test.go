@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
 // openHost opens /dev/kvm or fails the test: these tests need real KVM, never a stand-in.
@@ -30,7 +32,7 @@ var (
 	buildDir   string
 )
 
-// build compiles testdata/progs/NAME.c (or testdata/NAME.c) with gcc -static -O2 once per test
+// build compiles testdata/progs/NAME.c (or the shared program NAME of internal/testprog) with gcc -static -O2 once per test
 // binary run and returns the executable's bytes.
 func build(t testing.TB, name string) []byte {
 	t.Helper()
@@ -48,7 +50,13 @@ func build(t testing.TB, name string) []byte {
 	}
 	src := filepath.Join("testdata", "progs", name+".c")
 	if _, err := os.Stat(src); err != nil {
-		src = filepath.Join("testdata", name+".c")
+		// Not one of this package's own guests: a shared program of internal/testprog (echo).
+		b, err := os.ReadFile(testprog.Build(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildCache[name] = b
+		return b
 	}
 	out := filepath.Join(buildDir, name)
 	cmd := exec.Command("gcc", "-static", "-O2", "-o", out, src)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
 // TestVMCommand builds snapinvoker and drives `vm run`, `vm snapshot --at-read` and `vm restore`
@@ -34,11 +36,7 @@ func TestVMCommand(t *testing.T) {
 	}
 	hello := cc("hello", `#include <stdio.h>
 int main(int c, char **v) { printf("hi %s\n", v[1]); return 7; }`)
-	echoSrc, err := os.ReadFile("../../kvm/testdata/echo.c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	echo := cc("echo", string(echoSrc))
+	echo := testprog.Build(t, "echo")
 	run := func(stdin string, args ...string) (stdout, stderr string, code int) {
 		cmd := exec.Command(bin, args...)
 		cmd.Stdin = strings.NewReader(stdin)
