@@ -86,21 +86,9 @@ func TestDynamicSnapshotOpenFiles(t *testing.T) {
 	if ex, _ := g.Run(context.Background()); ex.Reason != BlockedOnRead {
 		t.Fatalf("stopped %v (%d): %v", ex.Reason, ex.Code, ex.Err)
 	}
-	path := filepath.Join(t.TempDir(), "files.snap")
-	if err := g.WriteSnapshot(path); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := h.OpenSnapshot(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := snapshotOf(t, h, g, "files.snap")
 	c = captured{}
-	r, err := h.Restore(context.Background(), snap, c.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := restored(t, h, snap, c.config(Config{}))
 	for i := 0; i < 2; i++ {
 		c.stdout.Reset()
 		r.Feed([]byte("go\n"))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -101,4 +102,54 @@ func runProgram(t *testing.T, h *Host, name string, cfg Config) (Exit, *captured
 		t.Fatalf("Run(%s): %v", name, err)
 	}
 	return ex, &c
+}
+
+// snapshotOf writes the snapshot of g, parked in a read, to a file name in the test's temporary
+// directory and opens it; the snapshot is closed when the test ends.
+func snapshotOf(t testing.TB, h *Host, g *Guest, name string) *Snapshot {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := g.WriteSnapshot(path); err != nil {
+		t.Fatalf("snapshot %s: %v", name, err)
+	}
+	snap, err := h.OpenSnapshot(path)
+	if err != nil {
+		t.Fatalf("open snapshot %s: %v", name, err)
+	}
+	t.Cleanup(func() { snap.Close() })
+	return snap
+}
+
+// restored restores snap into a new VM with cfg; the guest is closed when the test ends.
+func restored(t testing.TB, h *Host, snap *Snapshot, cfg Config) *Guest {
+	t.Helper()
+	g, err := h.Restore(context.Background(), snap, cfg)
+	if err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// launcherGuest boots Debian's python3 running the project's Python launcher, its streams in c,
+// to its first blocking read (the init line); the guest is closed when the test ends.
+func launcherGuest(t testing.TB, h *Host, c *captured) *Guest {
+	t.Helper()
+	g, err := h.New(context.Background(), launcherConfig(t, c), readPython(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { g.Close() })
+	runTo(t, g, c, BlockedOnRead)
+	return g
+}
+
+// functionSnapshot is the snapshot of a launcher guest initialised with testdata/python/ACTION:
+// parked in the read of its first activation.
+func functionSnapshot(t testing.TB, h *Host, c *captured, action string) *Snapshot {
+	t.Helper()
+	g := launcherGuest(t, h, c)
+	g.Feed(initLine(t, action))
+	runTo(t, g, c, BlockedOnRead)
+	return snapshotOf(t, h, g, strings.TrimSuffix(action, ".py")+".snap")
 }

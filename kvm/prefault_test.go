@@ -3,7 +3,6 @@ package kvm
 import (
 	"context"
 	"encoding/binary"
-	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -44,23 +43,7 @@ func pageFaults(t *testing.T, v *vcpu) uint64 {
 func TestPoolPrefaultsWorkingSet(t *testing.T) {
 	h := openHost(t)
 	var c captured
-	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	runTo(t, g, &c, BlockedOnRead)
-	g.Feed(initLine(t, "hello.py"))
-	runTo(t, g, &c, BlockedOnRead)
-	path := filepath.Join(t.TempDir(), "hello.snap")
-	if err := g.WriteSnapshot(path); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := h.OpenSnapshot(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := functionSnapshot(t, h, &c, "hello.py")
 	pool := h.NewPool(context.Background(), 1, snap)
 	defer pool.Close()
 
@@ -119,21 +102,7 @@ func TestPoolPrefaultsWorkingSet(t *testing.T) {
 func TestPoolLearnsAtClose(t *testing.T) {
 	h := openHost(t)
 	var c captured
-	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	runTo(t, g, &c, BlockedOnRead)
-	path := filepath.Join(t.TempDir(), "runtime.snap")
-	if err := g.WriteSnapshot(path); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := h.OpenSnapshot(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := snapshotOf(t, h, launcherGuest(t, h, &c), "runtime.snap")
 	pool := h.NewPool(context.Background(), 1, snap)
 	defer pool.Close()
 	idle, err := pool.Restore(context.Background(), snap, c.config(Config{}))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,8 +84,8 @@ except StopIteration as stop:
 	}
 }
 
-// launcherGuest is Debian's python3 running the project's Python launcher (package runtimes),
-// booted to its first blocking read: the init line.
+// launcherConfig runs Debian's python3 with the project's Python launcher (package runtimes);
+// c, when set, captures its streams.
 func launcherConfig(t testing.TB, c *captured) Config {
 	t.Helper()
 	launcher, err := os.ReadFile("../runtimes/launchers/launcher.py")
@@ -130,52 +129,22 @@ func runTo(t testing.TB, g *Guest, c *captured, want Reason) Exit {
 
 func TestPythonLauncherSnapshots(t *testing.T) {
 	h := openHost(t)
-	dir := t.TempDir()
 	var c captured
-	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer g.Close()
-	runTo(t, g, &c, BlockedOnRead)
-	runtimeSnap := filepath.Join(dir, "runtime.snap")
-	if err := g.WriteSnapshot(runtimeSnap); err != nil {
-		t.Fatalf("runtime snapshot: %v", err)
-	}
+	g := launcherGuest(t, h, &c)
+	rs := snapshotOf(t, h, g, "runtime.snap")
 	g.Close()
 
-	rs, err := h.OpenSnapshot(runtimeSnap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
 	c = captured{}
-	g, err = h.Restore(context.Background(), rs, launcherConfig(t, &c))
-	if err != nil {
-		t.Fatalf("Restore runtime: %v", err)
-	}
-	defer g.Close()
+	g = restored(t, h, rs, launcherConfig(t, &c))
 	g.Feed(initLine(t, "hello.py"))
 	runTo(t, g, &c, BlockedOnRead)
 	if got := c.result.String(); got != "{\"ok\":true}\n" {
 		t.Fatalf("init reply %q, want {\"ok\":true}\nstderr %s", got, c.stderr.String())
 	}
-	funcSnap := filepath.Join(dir, "function.snap")
-	if err := g.WriteSnapshot(funcSnap); err != nil {
-		t.Fatalf("function snapshot: %v", err)
-	}
-	fs, err := h.OpenSnapshot(funcSnap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
+	fs := snapshotOf(t, h, g, "function.snap")
 
 	c = captured{}
-	f, err := h.Restore(context.Background(), fs, launcherConfig(t, &c))
-	if err != nil {
-		t.Fatalf("Restore function: %v", err)
-	}
-	defer f.Close()
+	f := restored(t, h, fs, launcherConfig(t, &c))
 	for i, name := range []string{"Ada", "Grace", "Ada"} {
 		c.result.Reset()
 		c.stdout.Reset()
@@ -199,29 +168,9 @@ func TestPythonLauncherSnapshots(t *testing.T) {
 func TestPythonRestoreKeepsTree(t *testing.T) {
 	h := openHost(t)
 	var c captured
-	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	defer g.Close()
-	runTo(t, g, &c, BlockedOnRead)
-	g.Feed(initLine(t, "lazy.py"))
-	runTo(t, g, &c, BlockedOnRead)
-	path := filepath.Join(t.TempDir(), "lazy.snap")
-	if err := g.WriteSnapshot(path); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := h.OpenSnapshot(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := functionSnapshot(t, h, &c, "lazy.py")
 	c = captured{}
-	f, err := h.Restore(context.Background(), snap, c.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := restored(t, h, snap, c.config(Config{}))
 	for i := 0; i < 2; i++ {
 		c.result.Reset()
 		f.Feed([]byte(`{"value":{}}` + "\n"))
@@ -273,29 +222,9 @@ print(a.recv(16))`))
 func TestPythonResetManyActivations(t *testing.T) {
 	h := openHost(t)
 	var c captured
-	g, err := h.New(context.Background(), launcherConfig(t, &c), readPython(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	runTo(t, g, &c, BlockedOnRead)
-	g.Feed(initLine(t, "counter.py"))
-	runTo(t, g, &c, BlockedOnRead)
-	path := filepath.Join(t.TempDir(), "counter.snap")
-	if err := g.WriteSnapshot(path); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := h.OpenSnapshot(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Close()
+	snap := functionSnapshot(t, h, &c, "counter.py")
 	c = captured{}
-	f, err := h.Restore(context.Background(), snap, c.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := restored(t, h, snap, c.config(Config{}))
 	t0 := time.Now()
 	for i := 0; i < hotRelearn+10; i++ {
 		c.result.Reset()

@@ -35,11 +35,7 @@ func TestCheckpointAndImageRestore(t *testing.T) {
 		t.Error("the image carries the host's clock page")
 	}
 	var c2 captured
-	g2, err := h.Restore(t.Context(), snap, c2.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g2.Close()
+	g2 := restored(t, h, snap, c2.config(Config{}))
 	if got := activate(t, g2, &c2, `"parts"`); got != `{"echo":"parts"}`+"\n" {
 		t.Fatalf("result %q", got)
 	}

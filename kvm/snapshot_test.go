@@ -15,17 +15,7 @@ import (
 func echoSnapshot(t testing.TB, h *Host) *Snapshot {
 	t.Helper()
 	var c captured
-	g := startEcho(t, h, &c)
-	path := filepath.Join(t.TempDir(), "echo.snap")
-	if err := g.WriteSnapshot(path); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := h.OpenSnapshot(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { snap.Close() })
-	return snap
+	return snapshotOf(t, h, startEcho(t, h, &c), "echo.snap")
 }
 
 func TestSnapshotRestoreManyInParallel(t *testing.T) {
@@ -76,11 +66,7 @@ func TestResetRestoresSnapshotStateExactly(t *testing.T) {
 	h := openHost(t)
 	snap := echoSnapshot(t, h)
 	var c captured
-	g, err := h.Restore(context.Background(), snap, c.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := restored(t, h, snap, c.config(Config{}))
 	for i := 0; i < 5; i++ {
 		line := fmt.Sprintf(`{"value":{"i":%d}}`, i)
 		if got, want := activate(t, g, &c, line), `{"echo":`+line+"}\n"; got != want {
@@ -106,11 +92,7 @@ func TestResetAfterFault(t *testing.T) {
 	h := openHost(t)
 	snap := echoSnapshot(t, h)
 	var c captured
-	g, err := h.Restore(context.Background(), snap, c.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := restored(t, h, snap, c.config(Config{}))
 	// Corrupt the program's memory so the next activation crashes, then reset.
 	page := g.regs.RCX &^ (pageSize - 1) // the code the read returns to
 	clear(g.mem.b[page : page+pageSize])
@@ -205,11 +187,7 @@ func TestSnapshotOfARestoredGuest(t *testing.T) {
 		}
 	}
 	var c2 captured
-	g2, err := h.Restore(t.Context(), child, c2.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g2.Close()
+	g2 := restored(t, h, child, c2.config(Config{}))
 	if got := activate(t, g2, &c2, `"second"`); got != `{"echo":"second"}`+"\n" {
 		t.Fatalf("child result %q", got)
 	}

@@ -2,7 +2,6 @@ package kvm
 
 import (
 	"bytes"
-	"context"
 	"testing"
 )
 
@@ -12,11 +11,7 @@ func TestWrittenPages(t *testing.T) {
 	h := openHost(t)
 	snap := echoSnapshot(t, h)
 	var c captured
-	g, err := h.Restore(context.Background(), snap, c.config(Config{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := restored(t, h, snap, c.config(Config{}))
 	if got := activate(t, g, &c, `{"value":{"name":"written"}}`); got == "" {
 		t.Fatal("echo did not answer")
 	}
