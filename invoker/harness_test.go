@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +22,7 @@ import (
 	"github.com/snapinvoker/snapinvoker/activation"
 	"github.com/snapinvoker/snapinvoker/backend"
 	"github.com/snapinvoker/snapinvoker/backend/backendtest/procdriver"
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 	"github.com/snapinvoker/snapinvoker/invoker/config"
 	"github.com/snapinvoker/snapinvoker/invoker/couch"
 	"github.com/snapinvoker/snapinvoker/invoker/internal/testenv"
@@ -130,16 +129,13 @@ func newWorld(t testing.TB, persistentCouch bool) *world {
 	}
 	w.environ = append(w.environ, "SNAPINVOKER_STATE_DIR="+t.TempDir())
 
-	bins := t.TempDir()
+	// The shared programs come from internal/testprog; apperror and gate are this package's own.
 	build := func(name string) []byte {
 		var exe string
 		if name == "apperror" || name == "gate" {
-			exe = filepath.Join(bins, name)
-			if out, err := exec.Command("gcc", "-static", "-O2", "-o", exe, "testdata/"+name+".c").CombinedOutput(); err != nil {
-				t.Fatalf("gcc -static %s.c (install gcc and libc6-dev): %v: %s", name, err, out)
-			}
-		} else if exe, err = procdriver.BuildSample(bins, name); err != nil {
-			t.Fatal(err)
+			exe = testprog.BuildFile(t, "testdata/"+name+".c")
+		} else {
+			exe = testprog.Build(t, name)
 		}
 		b, err := os.ReadFile(exe)
 		if err != nil {
