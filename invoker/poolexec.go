@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/snapinvoker/snapinvoker/activation"
@@ -87,12 +88,44 @@ func NewPoolExecutor(ctx context.Context, p ExecutorParams, registry *backend.Re
 		return nil, fmt.Errorf("no driver can run on this host: %v", set.Unavailable())
 	}
 	p.Logger.Info("drivers available", zap.Strings("drivers", set.Available()))
+	if p.Metrics != nil {
+		exportDriverMetrics(p.Metrics.Registry, set, p.Logger)
+	}
 	pl, err := pool.New(poolConfig(p.Config, p.Manifest), pool.Options{Selector: set, Logger: p.Logger})
 	if err != nil {
 		set.Close()
 		return nil, err
 	}
 	return &PoolExecutor{Pool: pl, Drivers: set}, nil
+}
+
+// collectorDriver is the optional capability of a driver that exports metrics of its own (the
+// unikernel driver: activations it handed to the next driver by cause, snapshot builds,
+// restores). Found by type assertion so that the invoker names no driver.
+type collectorDriver interface {
+	Collector() prometheus.Collector
+}
+
+// exportDriverMetrics registers, in the invoker's registry, the fallbacks between drivers and
+// the collector of every opened driver that has one. A collector that cannot be registered
+// (its metric names clash with another's) is logged and left out: metrics never stop start-up.
+func exportDriverMetrics(r *prometheus.Registry, set *backend.Set, log *zap.Logger) {
+	fallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "snapinvoker", Name: "driver_fallbacks_total",
+		Help: "Actions moved to the next driver of their kind after a driver refused them."},
+		func() float64 { return float64(set.Fallbacks()) })
+	if err := r.Register(fallbacks); err != nil {
+		log.Warn("driver fallback metric not exported", zap.Error(err))
+	}
+	for _, name := range set.Available() {
+		d, _ := set.Driver(name)
+		c, ok := d.(collectorDriver)
+		if !ok {
+			continue
+		}
+		if err := r.Register(c.Collector()); err != nil {
+			log.Warn("driver metrics not exported", zap.String("driver", name), zap.Error(err))
+		}
+	}
 }
 
 func poolConfig(c config.Config, m *activation.Manifest) pool.Config {
