@@ -202,6 +202,21 @@ func replyError(w http.ResponseWriter, status int, msg string) {
 	reply(w, status, b)
 }
 
+// readBody reads a request body of at most maxRequestBody bytes. A larger body is answered
+// with 413 naming the kind of body ("init" or "run"); an unreadable one (the client went away)
+// gets no answer. It reports whether the handler should go on.
+func readBody(w http.ResponseWriter, r *http.Request, kind string) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil {
+		return nil, false
+	}
+	if len(body) > maxRequestBody {
+		replyError(w, http.StatusRequestEntityTooLarge, "The "+kind+" body exceeds the limit.")
+		return nil, false
+	}
+	return body, true
+}
+
 // dropConnection ends the exchange without a response, as a runtime that died would: the
 // invoker reports "exited unexpectedly" (or the OOM text, from the cgroup's counters).
 func (p *proxy) dropConnection() {
@@ -222,12 +237,8 @@ type initValue struct {
 func (p *proxy) handleInit(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	if err != nil {
-		return
-	}
-	if len(body) > maxRequestBody {
-		replyError(w, http.StatusRequestEntityTooLarge, "The init body exceeds the limit.")
+	body, ok := readBody(w, r, "init")
+	if !ok {
 		return
 	}
 	if p.initDone {
@@ -362,12 +373,8 @@ func unzipTo(raw []byte, dir string) error {
 func (p *proxy) handleRun(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
-	if err != nil {
-		return
-	}
-	if len(body) > maxRequestBody {
-		replyError(w, http.StatusRequestEntityTooLarge, "The run body exceeds the limit.")
+	body, ok := readBody(w, r, "run")
+	if !ok {
 		return
 	}
 	if p.dead {
