@@ -106,21 +106,11 @@ func vmRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	code, err := readProgram(prog)
+	g, start, done, err := bootGuest(ctx, prog, cfg)
 	if err != nil {
 		return err
 	}
-	h, err := kvm.Open()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	start := time.Now()
-	g, err := h.New(ctx, cfg, code)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	defer done()
 	return driveGuest(ctx, g, f, start)
 }
 
@@ -140,21 +130,11 @@ func vmSnapshot(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Timeout = *f.timeout
-	code, err := readProgram(prog)
+	g, start, done, err := bootGuest(ctx, prog, cfg)
 	if err != nil {
 		return err
 	}
-	h, err := kvm.Open()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	start := time.Now()
-	g, err := h.New(ctx, cfg, code)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	defer done()
 	ex, err := g.Run(ctx)
 	if err != nil {
 		return err
@@ -169,6 +149,26 @@ func vmSnapshot(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "vm: snapshot of %s at its first stdin read written to %s (%v, %d syscalls)\n",
 		prog, *out, time.Since(start).Round(time.Microsecond), total(ex.Syscalls))
 	return nil
+}
+
+// bootGuest reads PROGRAM and boots it with cfg on a newly opened /dev/kvm. done closes the
+// guest, then the host; start is taken before the boot, so the times printed include it.
+func bootGuest(ctx context.Context, prog string, cfg kvm.Config) (g *kvm.Guest, start time.Time, done func(), err error) {
+	code, err := readProgram(prog)
+	if err != nil {
+		return nil, time.Time{}, nil, err
+	}
+	h, err := kvm.Open()
+	if err != nil {
+		return nil, time.Time{}, nil, err
+	}
+	start = time.Now()
+	g, err = h.New(ctx, cfg, code)
+	if err != nil {
+		h.Close()
+		return nil, time.Time{}, nil, err
+	}
+	return g, start, func() { g.Close(); h.Close() }, nil
 }
 
 func vmRestore(ctx context.Context, args []string) error {
