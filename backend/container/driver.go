@@ -192,10 +192,7 @@ type Driver struct {
 	eng  engine
 	log  *zap.Logger
 	name string
-
-	mu        sync.Mutex
-	instances map[*instance]struct{}
-	closed    bool
+	live backend.Live
 }
 
 // New constructs the driver from cfg.Options (see doc.go); DataDir holds bundles and runc
@@ -209,7 +206,7 @@ func New(ctx context.Context, cfg backend.Config) (*Driver, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &Driver{log: log, name: DriverName, instances: map[*instance]struct{}{}}
+	d := &Driver{log: log, name: DriverName}
 	switch o.engine {
 	case "docker":
 		e, err := newDockerEngine(ctx, o.docker, log)
@@ -242,10 +239,7 @@ func (d *Driver) Start(ctx context.Context, spec backend.StartSpec) (backend.Ins
 	if spec.Memory <= 0 {
 		return nil, fmt.Errorf("container: start: StartSpec.Memory must be positive, got %d: %w", spec.Memory, backend.ErrPlatform)
 	}
-	d.mu.Lock()
-	closed := d.closed
-	d.mu.Unlock()
-	if closed {
+	if d.live.Closed() {
 		return nil, fmt.Errorf("container: start: driver closed: %w", backend.ErrPlatform)
 	}
 	h, err := d.eng.start(ctx, spec)
@@ -253,26 +247,17 @@ func (d *Driver) Start(ctx context.Context, spec backend.StartSpec) (backend.Ins
 		return nil, err
 	}
 	in := &instance{d: d, h: h, spec: spec}
-	d.mu.Lock()
-	d.instances[in] = struct{}{}
-	d.mu.Unlock()
+	if !d.live.Add(in) { // Close began while the container started: it would not see this one
+		_ = h.destroy(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("container: start: driver closed: %w", backend.ErrPlatform)
+	}
 	d.log.Debug("container started", zap.String("container", h.ID()), zap.String("kind", spec.Kind), zap.Int64("memory", spec.Memory), zap.Bool("prewarm", spec.Action == nil))
 	return in, nil
 }
 
 // Close destroys every live instance.
 func (d *Driver) Close() error {
-	d.mu.Lock()
-	d.closed = true
-	live := make([]*instance, 0, len(d.instances))
-	for in := range d.instances {
-		live = append(live, in)
-	}
-	d.mu.Unlock()
-	var errs []error
-	for _, in := range live {
-		errs = append(errs, in.Destroy(context.Background()))
-	}
+	errs := d.live.Close()
 	if c, ok := d.eng.(engineCloser); ok {
 		errs = append(errs, c.close())
 	}
@@ -391,9 +376,7 @@ func (in *instance) Destroy(ctx context.Context) error {
 	if in.destroyed.Swap(true) {
 		return nil
 	}
-	in.d.mu.Lock()
-	delete(in.d.instances, in)
-	in.d.mu.Unlock()
+	in.d.live.Remove(in)
 	return in.h.destroy(ctx)
 }
 

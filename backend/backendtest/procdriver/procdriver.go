@@ -62,10 +62,7 @@ type Driver struct {
 	dir     string
 	ownsDir bool
 	seq     atomic.Uint64
-
-	mu     sync.Mutex
-	closed bool
-	live   map[*instance]struct{}
+	live    backend.Live
 }
 
 var _ backend.Driver = (*Driver)(nil)
@@ -80,7 +77,7 @@ func New(cfg backend.Config) (*Driver, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	d := &Driver{log: log, dir: cfg.DataDir, live: map[*instance]struct{}{}}
+	d := &Driver{log: log, dir: cfg.DataDir}
 	if d.dir == "" {
 		dir, err := os.MkdirTemp("", "procdriver-")
 		if err != nil {
@@ -121,30 +118,17 @@ func (d *Driver) Start(ctx context.Context, spec backend.StartSpec) (backend.Ins
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("procdriver: start %s: wake pipe: %w: %w", id, backend.ErrPlatform, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+	if !d.live.Add(inst) {
 		inst.closeFDs()
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("procdriver: start: driver closed: %w", backend.ErrPlatform)
 	}
-	d.live[inst] = struct{}{}
 	return inst, nil
 }
 
 // Close destroys every live instance and removes the data directory it created.
 func (d *Driver) Close() error {
-	d.mu.Lock()
-	d.closed = true
-	live := make([]*instance, 0, len(d.live))
-	for i := range d.live {
-		live = append(live, i)
-	}
-	d.mu.Unlock()
-	var errs []error
-	for _, i := range live {
-		errs = append(errs, i.Destroy(context.Background()))
-	}
+	errs := d.live.Close()
 	if d.ownsDir {
 		errs = append(errs, os.RemoveAll(d.dir))
 	}
@@ -624,9 +608,7 @@ func (i *instance) Destroy(ctx context.Context) error {
 		}
 	}
 	i.closeFDs()
-	i.d.mu.Lock()
-	delete(i.d.live, i)
-	i.d.mu.Unlock()
+	i.d.live.Remove(i)
 	if err := os.RemoveAll(i.dir); err != nil {
 		return fmt.Errorf("procdriver: %s: destroy: %w: %w", i.id, backend.ErrPlatform, err)
 	}
