@@ -455,18 +455,10 @@ func (s *Server) listActions(c *gin.Context) {
 
 func (s *Server) listActionsIn(c *gin.Context, prefix, pkg string) {
 	const coll = "actions"
-	skip, err := queryInt(c, "skip", coll, 0, 0)
+	skip, limit, err := queryPage(c, coll)
 	if err != nil {
 		s.fail(c, err)
 		return
-	}
-	limit, err := queryInt(c, "limit", coll, 30, 200)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if limit == 0 {
-		limit = 200
 	}
 	var docs []actionDoc
 	err = s.store.Whisks.Scan(prefix, func(d store.Doc) bool {

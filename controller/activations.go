@@ -19,18 +19,10 @@ var activationIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func (s *Server) listActivations(c *gin.Context) {
 	const coll = "activations"
 	ns := namespaceOf(c)
-	skip, err := queryInt(c, "skip", coll, 0, 0)
+	skip, limit, err := queryPage(c, coll)
 	if err != nil {
 		s.fail(c, err)
 		return
-	}
-	limit, err := queryInt(c, "limit", coll, 30, 200)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if limit == 0 {
-		limit = 200
 	}
 	count, docs := queryBool(c, "count"), queryBool(c, "docs")
 	if count && docs {

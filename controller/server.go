@@ -272,6 +272,21 @@ func queryInt(c *gin.Context, name, collection string, def, max int) (int, error
 	return n, nil
 }
 
+// queryPage reads a list's skip (default 0) and limit (default 30, at most 200; 0 means 200)
+// for collection.
+func queryPage(c *gin.Context, collection string) (skip, limit int, err error) {
+	if skip, err = queryInt(c, "skip", collection, 0, 0); err != nil {
+		return 0, 0, err
+	}
+	if limit, err = queryInt(c, "limit", collection, 30, 200); err != nil {
+		return 0, 0, err
+	}
+	if limit == 0 {
+		limit = 200
+	}
+	return skip, limit, nil
+}
+
 // queryBool reads a boolean query parameter; anything but "true" is false, as spray does for
 // the values wsk sends.
 func queryBool(c *gin.Context, name string) bool {
