@@ -57,6 +57,16 @@ func parseEntityName(p string) (name entityName, listPkg bool, err error) {
 	return name, listPkg, nil
 }
 
+// oneEntityName reads the *name route parameter of a route that acts on one action: a package
+// listing ("/pkg/") has no such route.
+func oneEntityName(c *gin.Context) (entityName, error) {
+	name, listPkg, err := parseEntityName(c.Param("name"))
+	if err == nil && listPkg {
+		err = newAPIError(http.StatusNotFound, msgNoRoute)
+	}
+	return name, err
+}
+
 // loadAction reads an action document; a missing one or one of another collection are the
 // API's 404 and 409.
 //
@@ -135,11 +145,8 @@ func (s *Server) getAction(c *gin.Context) {
 }
 
 func (s *Server) deleteAction(c *gin.Context) {
-	name, listPkg, err := parseEntityName(c.Param("name"))
-	if err != nil || listPkg {
-		if err == nil {
-			err = newAPIError(http.StatusNotFound, msgNoRoute)
-		}
+	name, err := oneEntityName(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -180,11 +187,8 @@ func readBody(c *gin.Context, max int64, field string) ([]byte, error) {
 }
 
 func (s *Server) putAction(c *gin.Context) {
-	name, listPkg, err := parseEntityName(c.Param("name"))
-	if err != nil || listPkg {
-		if err == nil {
-			err = newAPIError(http.StatusNotFound, msgNoRoute)
-		}
+	name, err := oneEntityName(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}

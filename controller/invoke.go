@@ -25,11 +25,8 @@ type invokeOutcome struct {
 }
 
 func (s *Server) invokeAction(c *gin.Context) {
-	name, listPkg, err := parseEntityName(c.Param("name"))
-	if err != nil || listPkg {
-		if err == nil {
-			err = newAPIError(http.StatusNotFound, msgNoRoute)
-		}
+	name, err := oneEntityName(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
