@@ -216,27 +216,19 @@ func (c *Client) CreateDB(ctx context.Context, db string) error {
 
 // PutDoc writes doc (which carries _rev when it updates) as docid and returns the new revision.
 func (c *Client) PutDoc(ctx context.Context, db, docid string, doc []byte) (string, error) {
-	u := c.docURL(db, []string{docid}, nil)
-	resp, data, err := c.do(ctx, http.MethodPut, u, doc, nil)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
-		return "", statusErr("PUT", u, resp.StatusCode, data)
-	}
-	var r struct {
-		Rev string `json:"rev"`
-	}
-	if err := json.Unmarshal(data, &r); err != nil || r.Rev == "" {
-		return "", fmt.Errorf("%w: PUT %s: no rev in %s", ErrBadResponse, u, truncate(data, 200))
-	}
-	return r.Rev, nil
+	return c.putRev(ctx, c.docURL(db, []string{docid}, nil), doc, nil)
 }
 
 // PutAttachment adds attachment name to docid at rev and returns the new revision.
 func (c *Client) PutAttachment(ctx context.Context, db, docid, rev, name, contentType string, body []byte) (string, error) {
 	u := c.docURL(db, []string{docid, name}, url.Values{"rev": {rev}})
-	resp, data, err := c.do(ctx, http.MethodPut, u, body, http.Header{"Content-Type": {contentType}})
+	return c.putRev(ctx, u, body, http.Header{"Content-Type": {contentType}})
+}
+
+// putRev PUTs body to u and returns the revision CouchDB answers with. An error names u without
+// its query (redact), which for attachments carries the revision.
+func (c *Client) putRev(ctx context.Context, u string, body []byte, h http.Header) (string, error) {
+	resp, data, err := c.do(ctx, http.MethodPut, u, body, h)
 	if err != nil {
 		return "", err
 	}
