@@ -2,6 +2,7 @@ package pool
 
 import (
 	"container/list"
+	"iter"
 	"time"
 )
 
@@ -276,29 +277,40 @@ func (c *Core) Cancel(now time.Time, j JobID) (bool, []Decision) {
 	return true, c.out
 }
 
+// due yields, oldest first, the instances of l (kept in order of stamp) whose stamp is at least
+// age before now, stopping at the first younger one. It steps past each instance before
+// yielding it, so the caller may unlink it from l.
+func due(l *list.List, now time.Time, age time.Duration, stamp func(*instance) time.Time) iter.Seq[*instance] {
+	return func(yield func(*instance) bool) {
+		for e := l.Front(); e != nil; {
+			in := e.Value.(*instance)
+			if now.Sub(stamp(in)) < age {
+				return
+			}
+			e = e.Next()
+			if !yield(in) {
+				return
+			}
+		}
+	}
+}
+
+func lastUsedAt(in *instance) time.Time { return in.lastUsed }
+func startedAt(in *instance) time.Time  { return in.started }
+
 // Tick advances the clock: idle warm instances past IdleTimeout are removed, those past
 // PauseGrace paused, and at every prewarm check interval stem cells are expired and topped up.
 func (c *Core) Tick(now time.Time) []Decision {
 	c.out = c.out[:0]
 	freed := false
 	if c.cfg.IdleTimeout > 0 {
-		for e := c.idle.Front(); e != nil; {
-			in := e.Value.(*instance)
-			if now.Sub(in.lastUsed) < c.cfg.IdleTimeout {
-				break
-			}
-			e = e.Next()
+		for in := range due(c.idle, now, c.cfg.IdleTimeout, lastUsedAt) {
 			c.remove(in, "idle")
 			freed = true
 		}
 	}
 	if c.cfg.PauseGrace > 0 {
-		for e := c.unpaused.Front(); e != nil; {
-			in := e.Value.(*instance)
-			if now.Sub(in.lastUsed) < c.cfg.PauseGrace {
-				break
-			}
-			e = e.Next()
+		for in := range due(c.unpaused, now, c.cfg.PauseGrace, lastUsedAt) {
 			c.unpaused.Remove(in.unpausedElem)
 			in.unpausedElem = nil
 			in.paused = true
@@ -313,12 +325,10 @@ func (c *Core) Tick(now time.Time) []Decision {
 			if r == nil {
 				continue
 			}
-			for e := ce.prewarmed.Front(); e != nil && expired < maxExpiredPerCycle; {
-				in := e.Value.(*instance)
-				if now.Sub(in.started) < r.TTL {
+			for in := range due(ce.prewarmed, now, r.TTL, startedAt) {
+				if expired >= maxExpiredPerCycle {
 					break
 				}
-				e = e.Next()
 				c.remove(in, "expired")
 				expired++
 				freed = true
