@@ -133,19 +133,31 @@ func splitObject(b []byte) (map[string]json.RawMessage, error) {
 			return nil, errMalformed
 		}
 		m[key] = b[i:ve]
-		i = skipSpace(b, ve)
-		if i >= len(b) {
-			return nil, errMalformed
+		var done bool
+		i, done, err = afterMember(b, ve, '}')
+		if err != nil {
+			return nil, err
 		}
-		switch b[i] {
-		case ',':
-			i++
-		case '}':
+		if done {
 			return m, nil
-		default:
-			return nil, errMalformed
 		}
 	}
+}
+
+// afterMember steps past what follows a member of an object or array ending at ve: a ',' (more
+// members follow, at next) or the closing byte (done).
+func afterMember(b []byte, ve int, closing byte) (next int, done bool, err error) {
+	i := skipSpace(b, ve)
+	if i >= len(b) {
+		return 0, false, errMalformed
+	}
+	switch b[i] {
+	case ',':
+		return i + 1, false, nil
+	case closing:
+		return i + 1, true, nil
+	}
+	return 0, false, errMalformed
 }
 
 // splitArray returns the elements of the array in b.
@@ -166,17 +178,14 @@ func splitArray(b []byte) ([]json.RawMessage, error) {
 			return nil, errMalformed
 		}
 		items = append(items, b[i:ve])
-		i = skipSpace(b, ve)
-		if i >= len(b) {
-			return nil, errMalformed
+		var done bool
+		var err error
+		i, done, err = afterMember(b, ve, ']')
+		if err != nil {
+			return nil, err
 		}
-		switch b[i] {
-		case ',':
-			i++
-		case ']':
+		if done {
 			return items, nil
-		default:
-			return nil, errMalformed
 		}
 	}
 }
