@@ -72,28 +72,9 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 
 // BenchmarkKafkaRoundTrip is the baseline: produce → consume → produce → consume.
 func BenchmarkKafkaRoundTrip(b *testing.B) {
-	w := newWorld(b, false)
-	ctx := context.Background()
-	for _, t := range []string{"ping", "pong"} {
-		if err := kafkafeed.EnsureTopic(ctx, w.kafka.Brokers, t, activation.MaxActivationLimit); err != nil {
-			b.Fatal(err)
-		}
-	}
-	in := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "ping", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "pong", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
-	defer in.Close()
-	defer out.Close()
-	echo := kafkafeed.NewProducer(w.kafka.Brokers, activation.MaxActivationLimit)
-	defer echo.Close()
-	go func() {
-		for {
-			m, err := in.ReadMessage(ctx)
-			if err != nil {
-				return
-			}
-			echo.Send(ctx, "pong", m.Value)
-		}
-	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, out := newKafkaEcho(ctx, b, false)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -211,29 +192,9 @@ func BenchmarkThroughput64(b *testing.B) {
 // BenchmarkKafkaRoundTrip64 is the throughput baseline: 64 clients each keep one record in
 // flight through produce → consume → produce → consume, with no invoker in between.
 func BenchmarkKafkaRoundTrip64(b *testing.B) {
-	w := newWorld(b, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, t := range []string{"ping", "pong"} {
-		if err := kafkafeed.EnsureTopic(ctx, w.kafka.Brokers, t, activation.MaxActivationLimit); err != nil {
-			b.Fatal(err)
-		}
-	}
-	in := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "ping", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
-	out := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: "pong", Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
-	defer in.Close()
-	defer out.Close()
-	echo := kafkafeed.NewProducer(w.kafka.Brokers, activation.MaxActivationLimit)
-	defer echo.Close()
-	go func() {
-		for {
-			m, err := in.ReadMessage(ctx)
-			if err != nil {
-				return
-			}
-			go echo.Send(ctx, "pong", m.Value) // the invoker also answers concurrently
-		}
-	}()
+	w, out := newKafkaEcho(ctx, b, true) // the invoker also answers concurrently
 	var mu sync.Mutex
 	waiting := map[string]chan struct{}{}
 	go func() {
@@ -284,4 +245,40 @@ func BenchmarkKafkaRoundTrip64(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "records/s")
+}
+
+// newKafkaEcho sets up the Kafka-only baseline of the benchmarks: a goroutine copies every
+// record of topic "ping" to topic "pong" through our producer (each copy in its own goroutine
+// when concurrent). It returns the world, whose w.pub writes to "ping", and a reader of "pong".
+// Everything stops when ctx is cancelled and the benchmark ends.
+func newKafkaEcho(ctx context.Context, b *testing.B, concurrent bool) (*world, *kafka.Reader) {
+	b.Helper()
+	w := newWorld(b, false)
+	for _, t := range []string{"ping", "pong"} {
+		if err := kafkafeed.EnsureTopic(ctx, w.kafka.Brokers, t, activation.MaxActivationLimit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reader := func(topic string) *kafka.Reader {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: w.kafka.Brokers, Topic: topic, Partition: 0, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond, ReadBackoffMin: time.Millisecond})
+		b.Cleanup(func() { r.Close() })
+		return r
+	}
+	in, out := reader("ping"), reader("pong")
+	echo := kafkafeed.NewProducer(w.kafka.Brokers, activation.MaxActivationLimit)
+	b.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			m, err := in.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			if concurrent {
+				go echo.Send(ctx, "pong", m.Value)
+			} else {
+				echo.Send(ctx, "pong", m.Value)
+			}
+		}
+	}()
+	return w, out
 }
