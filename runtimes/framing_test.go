@@ -1,10 +1,8 @@
 package runtimes
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -287,7 +285,7 @@ func TestNodeSpecifics(t *testing.T) {
 	for _, c := range zipCases {
 		t.Run("zip "+c.name, func(t *testing.T) {
 			p := startLauncher(t, "nodejs:20")
-			mustInit(t, p, zipB64(t, c.files), c.main, true)
+			mustInit(t, p, testprog.ZipBase64(t, c.files), c.main, true)
 			r := mustRun(t, p, map[string]any{})
 			if r.Status != 200 {
 				t.Fatalf("status %d body %s", r.Status, r.Body)
@@ -297,7 +295,7 @@ func TestNodeSpecifics(t *testing.T) {
 	}
 	t.Run("zip without entry point", func(t *testing.T) {
 		p := startLauncher(t, "nodejs:20")
-		r, err := p.Init(ctxFor(t, 20*time.Second), initValue(zipB64(t, map[string]string{"x.js": "1"}), "main", true, nil), 1<<20)
+		r, err := p.Init(ctxFor(t, 20*time.Second), initValue(testprog.ZipBase64(t, map[string]string{"x.js": "1"}), "main", true, nil), 1<<20)
 		if err != nil || r.Status != 502 || !bytes.Contains(r.Body, []byte("package.json or index.js")) {
 			t.Fatalf("status %d body %s err %v", r.Status, r.Body, err)
 		}
@@ -311,13 +309,13 @@ func TestPythonSpecifics(t *testing.T) {
 			files[f] = sample(t, "python", "zipaction/"+f)
 		}
 		p := startLauncher(t, "python:3.11")
-		mustInit(t, p, zipB64(t, files), "main", true)
+		mustInit(t, p, testprog.ZipBase64(t, files), "main", true)
 		r := mustRun(t, p, map[string]any{"text": "hey"})
 		jsonEq(t, r.Body, `{"shout":"HEY!"}`)
 	})
 	t.Run("zip with a virtualenv", func(t *testing.T) {
 		p := startLauncher(t, "python:3.11")
-		mustInit(t, p, zipB64(t, map[string]string{
+		mustInit(t, p, testprog.ZipBase64(t, map[string]string{
 			"__main__.py": "import vendored\ndef main(a):\n    return {'v': vendored.VALUE}\n",
 			"virtualenv/lib/python3.11/site-packages/vendored.py": "VALUE = 'from the virtualenv'\n",
 		}), "main", true)
@@ -349,7 +347,7 @@ func TestPythonSpecifics(t *testing.T) {
 	})
 	t.Run("zip without __main__.py", func(t *testing.T) {
 		p := startLauncher(t, "python:3.11")
-		r, err := p.Init(ctxFor(t, 20*time.Second), initValue(zipB64(t, map[string]string{"x.py": "1"}), "main", true, nil), 1<<20)
+		r, err := p.Init(ctxFor(t, 20*time.Second), initValue(testprog.ZipBase64(t, map[string]string{"x.py": "1"}), "main", true, nil), 1<<20)
 		if err != nil || r.Status != 502 || !bytes.Contains(r.Body, []byte("__main__.py")) {
 			t.Fatalf("status %d body %s err %v", r.Status, r.Body, err)
 		}
@@ -401,23 +399,6 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("parseReply(%q) = %v", bad, err)
 		}
 	}
-}
-
-func zipB64(t testing.TB, files map[string]string) string {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for name, body := range files {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write([]byte(body))
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(buf.Bytes())
 }
 
 // FuzzParseReply: any fd-3 line either parses to a status in 100..599 or is ErrProtocol.

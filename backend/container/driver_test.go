@@ -448,7 +448,7 @@ func TestRuncNativeAndZip(t *testing.T) {
 	})
 	t.Run("python zip", func(t *testing.T) {
 		in := start(t, d, "python:3.11", 128<<20)
-		zipped := zipOf(t, map[string]string{
+		zipped := testprog.ZipBase64(t, map[string]string{
 			"__main__.py": readSample(t, "python", "zipaction/__main__.py"),
 			"helper.py":   readSample(t, "python", "zipaction/helper.py"),
 		})

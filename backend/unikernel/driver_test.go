@@ -1,7 +1,6 @@
 package unikernel
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -16,6 +15,7 @@ import (
 	"github.com/snapinvoker/snapinvoker/activation"
 	"github.com/snapinvoker/snapinvoker/backend"
 	"github.com/snapinvoker/snapinvoker/backend/backendtest"
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 )
 
 // sample is one test action: its backend.Action and its /init code.
@@ -294,19 +294,9 @@ func TestDockerskeleton(t *testing.T) {
 func TestNativeZip(t *testing.T) {
 	d := newDriver(t, "", nil)
 	defer d.Close()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.Create("exec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(testProgram(t, "echo"))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
 	s := newSample(t, "echo", 64<<20)
 	s.action.CodeDigest = "zip"
-	s.code = backendtest.Code{Code: base64.StdEncoding.EncodeToString(buf.Bytes()), Binary: true}
+	s.code = backendtest.Code{Code: testprog.ZipBase64(t, map[string]string{"exec": string(testProgram(t, "echo"))}), Binary: true}
 	inst := start(t, d, s)
 	mustInit(t, inst, s)
 	requireEcho(t, mustRun(t, inst, s, map[string]any{"zip": "zipped-echo"}), "zipped-echo")

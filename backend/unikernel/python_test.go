@@ -1,10 +1,7 @@
 package unikernel
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -18,6 +15,7 @@ import (
 	"github.com/snapinvoker/snapinvoker/activation"
 	"github.com/snapinvoker/snapinvoker/backend"
 	"github.com/snapinvoker/snapinvoker/backend/backendtest"
+	"github.com/snapinvoker/snapinvoker/internal/testprog"
 	"github.com/snapinvoker/snapinvoker/runtimes"
 )
 
@@ -175,22 +173,17 @@ func TestPythonZipAndUnicode(t *testing.T) {
 	requirePython(t)
 	d := newDriver(t, "", nil)
 	defer d.Close()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
+	files := map[string]string{}
 	for _, name := range []string{"__main__.py", "helper.py"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "python", "zipaction", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, _ := zw.Create(name)
-		w.Write(b)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
+		files[name] = string(b)
 	}
 	z := pySample(t, "hello")
 	z.action.Name, z.action.DocID, z.action.CodeDigest = "guest/py-zip", "guest/py-zip", "py-zip"
-	z.code = backendtest.Code{Code: base64.StdEncoding.EncodeToString(buf.Bytes()), Binary: true}
+	z.code = backendtest.Code{Code: testprog.ZipBase64(t, files), Binary: true}
 	inst := start(t, d, z)
 	mustInit(t, inst, z)
 	if res := mustRun(t, inst, z, map[string]any{"text": "zipped"}); string(res.Outcome.Body) != `{"shout":"ZIPPED!"}` {

@@ -1,11 +1,15 @@
 package testprog_test
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,5 +164,37 @@ func TestCompile(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // no gcc here
 	if _, err := testprog.Compile(dir, "echo"); !errors.Is(err, testprog.ErrCompile) || !strings.Contains(err.Error(), "gcc is missing") {
 		t.Fatalf("Compile without gcc: %v", err)
+	}
+}
+
+func TestZipBase64(t *testing.T) {
+	files := map[string]string{"exec": "\x7fELF", "dir/helper.py": "x = 1\n"}
+	enc := testprog.ZipBase64(t, files)
+	if again := testprog.ZipBase64(t, files); again != enc {
+		t.Fatal("the same files gave different archives")
+	}
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[f.Name] = string(b)
+	}
+	if !maps.Equal(got, files) {
+		t.Fatalf("archive holds %q, want %q", got, files)
 	}
 }
