@@ -69,24 +69,7 @@ func baseline(b *testing.B, c *owclient.Client, n int) []time.Duration {
 func BenchmarkBlockingInvokeWarm(b *testing.B) {
 	_, c := benchAction(b)
 	ctx := context.Background()
-	base := baseline(b, c, max(b.N, 200))
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		inv, err := c.Invoke(ctx, "echo", map[string]any{"i": i}, owclient.InvokeOptions{Blocking: true, Result: true})
-		if err != nil || inv.Status != http.StatusOK {
-			b.Fatalf("invoke %d: %v %v", i, inv, err)
-		}
-		lat = append(lat, time.Since(t0))
-	}
-	b.StopTimer()
-	med := percentile(lat, 0.5)
-	b.ReportMetric(float64(med.Microseconds())/1000, "median-ms")
-	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	bm := percentile(base, 0.5)
-	b.ReportMetric(float64(bm.Microseconds())/1000, "baseline-median-ms")
-	b.ReportMetric(float64(med)/float64(bm), "x-baseline")
+	measureBlockingInvokes(ctx, b, c)
 }
 
 // BenchmarkBlockingInvoke64Clients: 64 concurrent clients doing blocking invokes of one warm
@@ -169,6 +152,13 @@ func BenchmarkBlockingInvokeWarmNative(b *testing.B) {
 			b.Fatalf("warm-up invoke: %v %v", inv, err)
 		}
 	}
+	measureBlockingInvokes(ctx, b, c)
+}
+
+// measureBlockingInvokes times b.N blocking invokes of the warm action "echo", one at a time,
+// and reports their median and p99 with the authenticated-GET baseline measured in the same run.
+func measureBlockingInvokes(ctx context.Context, b *testing.B, c *owclient.Client) {
+	b.Helper()
 	base := baseline(b, c, max(b.N, 200))
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
