@@ -124,18 +124,7 @@ func BenchmarkStoreFunction2pct(b *testing.B) {
 // BenchmarkComposeFunction64MiB materialises the composed image of a function snapshot (runtime
 // pages overlaid with the 2% diff) into a new file.
 func BenchmarkComposeFunction64MiB(b *testing.B) {
-	rt, fn, dirty := benchImages()
-	s := benchStore(b)
-	parent, err := s.Get(context.Background(), RuntimeKey("python:3.11", "b"), rootBuild(rt))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := s.Get(context.Background(), FunctionKey("guest/hello", "1", "d"), func(ctx context.Context) (*Image, error) {
-		return &Image{Parent: parent, Memory: Bytes(fn), Size: benchSize, Dirty: dirty}, nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, h := benchFunction(b)
 	defer h.Release()
 	e := h.(*handle).e
 	b.SetBytes(benchSize)
@@ -257,18 +246,7 @@ func BenchmarkSingleFlight100(b *testing.B) {
 // one madvise(MADV_POPULATE_READ) each first ("prefetch"). Guest-side (shadow paging) faults are
 // not part of this measurement.
 func BenchmarkTouchedPrefetch(b *testing.B) {
-	rt, fn, dirty := benchImages()
-	s := benchStore(b)
-	parent, err := s.Get(context.Background(), RuntimeKey("python:3.11", "b"), rootBuild(rt))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := s.Get(context.Background(), FunctionKey("guest/hello", "1", "d"), func(ctx context.Context) (*Image, error) {
-		return &Image{Parent: parent, Memory: Bytes(fn), Size: benchSize, Dirty: dirty}, nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, h := benchFunction(b)
 	defer h.Release()
 	f, err := h.Image(context.Background())
 	if err != nil {
@@ -403,4 +381,23 @@ func BenchmarkInterleaved(b *testing.B) {
 	b.ReportMetric(float64(storeFnHint)/float64(base), "fn-dirty/baseline")
 	b.ReportMetric(float64(compose)/float64(base), "compose/baseline")
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchFunction returns a store holding the benchmark's runtime snapshot and its function
+// snapshot (the 2% diff), and the caller's handle on the function snapshot.
+func benchFunction(b *testing.B) (*Store, Snapshot) {
+	b.Helper()
+	rt, fn, dirty := benchImages()
+	s := benchStore(b)
+	parent, err := s.Get(context.Background(), RuntimeKey("python:3.11", "b"), rootBuild(rt))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := s.Get(context.Background(), FunctionKey("guest/hello", "1", "d"), func(ctx context.Context) (*Image, error) {
+		return &Image{Parent: parent, Memory: Bytes(fn), Size: benchSize, Dirty: dirty}, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, h
 }
